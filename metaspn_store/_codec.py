@@ -1,0 +1,485 @@
+"""Envelope <-> JSON line <-> Arrow row: one schema per kind, shared by the hot and cold tiers.
+
+Write side: :func:`encode` validates an envelope and renders the JSON line 0.1.8 would write
+(same keys, same values; 0.1.8 reads it back unchanged). Values JSON cannot hold exactly are
+rejected with :class:`InvalidRecordError` naming the record id and the field path.
+
+Read side: rows are Arrow tables with the kind's schema (``SIGNAL_SCHEMA`` / ``EMISSION_SCHEMA``);
+:func:`envelopes_from_table` builds envelopes straight from the columns (no reflective
+``from_dict``), sharing one ``EntityRef`` object per distinct ref. Lines that are not plain
+well-formed records go through :func:`row_from_line`, which applies ``from_dict`` exactly as
+0.1.8 does and reports anything it cannot read as a :class:`BadLine`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope, TraceContext
+
+from metaspn_store._layout import EMISSIONS, SIGNALS, Kind
+from metaspn_store.errors import InvalidRecordError
+
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+REF_STRUCT = pa.struct(
+    [
+        ("ref_type", pa.string()),
+        ("value", pa.string()),
+        ("platform", pa.string()),
+        ("label", pa.string()),
+        ("schema_version", pa.string()),
+    ]
+)
+REF_FIELDS = ("ref_type", "value", "platform", "label", "schema_version")
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+# Columns shared by both kinds after the kind-specific ones. ``payload``/``trace``/``raw``/``extra``
+# hold exact JSON text; ``extra`` keeps top-level keys the envelope does not know;
+# ``seq`` is the append order (line number) inside the record's day partition.
+SIGNAL_SCHEMA = pa.schema(
+    [
+        ("signal_id", pa.string()),
+        ("timestamp", TS_TYPE),
+        ("source", pa.string()),
+        ("payload_type", pa.string()),
+        ("payload", pa.string()),
+        ("schema_version", pa.string()),
+        ("entity_refs", pa.list_(REF_STRUCT)),
+        ("trace", pa.string()),
+        ("raw", pa.string()),
+        ("extra", pa.string()),
+        ("seq", pa.int64()),
+    ]
+)
+EMISSION_SCHEMA = pa.schema(
+    [
+        ("emission_id", pa.string()),
+        ("timestamp", TS_TYPE),
+        ("emission_type", pa.string()),
+        ("caused_by", pa.string()),
+        ("payload", pa.string()),
+        ("schema_version", pa.string()),
+        ("entity_refs", pa.list_(REF_STRUCT)),
+        ("trace", pa.string()),
+        ("raw", pa.string()),
+        ("extra", pa.string()),
+        ("seq", pa.int64()),
+    ]
+)
+# Emissions have no ``raw`` field; the column exists (always null) so both kinds share one shape.
+KNOWN_KEYS = {
+    "signals": frozenset(
+        ("signal_id", "timestamp", "source", "payload_type", "payload", "schema_version", "entity_refs", "trace", "raw")
+    ),
+    "emissions": frozenset(
+        ("emission_id", "timestamp", "emission_type", "payload", "caused_by", "schema_version", "trace", "entity_refs")
+    ),
+}
+DEFAULT_SCHEMA_VERSION = SignalEnvelope.__dataclass_fields__["schema_version"].default
+REF_DEFAULT_SCHEMA_VERSION = EntityRef.__dataclass_fields__["schema_version"].default
+
+
+def schema_for(kind: Kind) -> pa.Schema:
+    return SIGNAL_SCHEMA if kind is SIGNALS else EMISSION_SCHEMA
+
+
+def envelope_class(kind: Kind) -> type:
+    return SignalEnvelope if kind is SIGNALS else EmissionEnvelope
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC; aware ones are converted to UTC (0.1.8 semantics)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def to_micros(value: datetime) -> int:
+    delta = ensure_utc(value) - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def iso_z(value: datetime) -> str:
+    """The timestamp text metaspn-schemas writes: UTC ISO-8601 with a ``Z`` suffix."""
+    return ensure_utc(value).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- write side
+
+
+def _primitive(value: Any, record: str, path: str) -> Any:
+    """metaspn-schemas' ``to_dict`` conversion, refusing what JSON cannot hold exactly."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise InvalidRecordError(
+                f"{record}: field {path} holds integer {value}, outside the 64-bit range JSON readers keep exactly",
+                record_id=record,
+                field=path,
+            )
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRecordError(
+                f"{record}: field {path} holds {value!r}; non-finite floats cannot be stored as JSON",
+                record_id=record,
+                field=path,
+            )
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRecordError(
+                    f"{record}: field {path} has key {key!r} of type {type(key).__name__}; JSON object keys must be strings",
+                    record_id=record,
+                    field=path,
+                )
+            out[key] = _primitive(item, record, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_primitive(item, record, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _primitive(getattr(value, f.name), record, f"{path}.{f.name}") for f in dataclasses.fields(value)
+        }
+    raise InvalidRecordError(
+        f"{record}: field {path} holds a {type(value).__name__}, which JSON cannot hold "
+        "(use dict, list, str, int, float, bool or None)",
+        record_id=record,
+        field=path,
+    )
+
+
+def _required_str(value: Any, record: str, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecordError(
+            f"{record}: field {name} must be a string, got {type(value).__name__}", record_id=record, field=name
+        )
+    return value
+
+
+def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
+    """Validate one envelope; return ``(id, utc timestamp, dict 0.1.8 would write)``.
+
+    Raises ValueError exactly where 0.1.8 does (missing id / schema_version) and
+    :class:`InvalidRecordError` for values JSON cannot hold.
+    """
+    record_id = getattr(envelope, kind.id_field, None)
+    if not record_id:
+        raise ValueError(f"{kind.id_field} is required for stable IDs")
+    if not getattr(envelope, "schema_version", None):
+        raise ValueError("schema_version is required")
+    label = f"{kind.label} {record_id!r}"
+    _required_str(record_id, label, kind.id_field)
+    _required_str(envelope.schema_version, label, "schema_version")
+    timestamp = envelope.timestamp
+    if not isinstance(timestamp, datetime):
+        raise InvalidRecordError(
+            f"{label}: field timestamp must be a datetime, got {type(timestamp).__name__}",
+            record_id=record_id,
+            field="timestamp",
+        )
+    ts = ensure_utc(timestamp)
+    refs = []
+    for i, ref in enumerate(envelope.entity_refs or ()):
+        if not isinstance(ref, EntityRef):
+            raise InvalidRecordError(
+                f"{label}: field entity_refs[{i}] must be an EntityRef, got {type(ref).__name__}",
+                record_id=record_id,
+                field=f"entity_refs[{i}]",
+            )
+        refs.append(_primitive(ref, label, f"entity_refs[{i}]"))
+    trace = envelope.trace
+    trace_out = None
+    if trace is not None:
+        if not isinstance(trace, TraceContext):
+            raise InvalidRecordError(
+                f"{label}: field trace must be a TraceContext or None, got {type(trace).__name__}",
+                record_id=record_id,
+                field="trace",
+            )
+        trace_out = _primitive(trace, label, "trace")
+    payload = _primitive(envelope.payload, label, "payload")
+    if kind is SIGNALS:
+        raw = envelope.raw
+        if raw is not None and not isinstance(raw, dict):
+            raise InvalidRecordError(
+                f"{label}: field raw must be a dict or None, got {type(raw).__name__}", record_id=record_id, field="raw"
+            )
+        out = {
+            "signal_id": record_id,
+            "timestamp": iso_z(ts),
+            "source": _required_str(envelope.source, label, "source"),
+            "payload_type": _required_str(envelope.payload_type, label, "payload_type"),
+            "payload": payload,
+            "schema_version": envelope.schema_version,
+            "entity_refs": refs,
+            "trace": trace_out,
+            "raw": _primitive(raw, label, "raw"),
+        }
+    else:
+        out = {
+            "emission_id": record_id,
+            "timestamp": iso_z(ts),
+            "emission_type": _required_str(envelope.emission_type, label, "emission_type"),
+            "payload": payload,
+            "caused_by": _required_str(envelope.caused_by, label, "caused_by"),
+            "schema_version": envelope.schema_version,
+            "trace": trace_out,
+            "entity_refs": refs,
+        }
+    return record_id, ts, out
+
+
+def dumps_line(record: dict[str, Any]) -> bytes:
+    """One JSONL line (with trailing newline), keys sorted and compact like 0.1.8 writes them."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+
+
+def dumps_json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+
+
+# --------------------------------------------------------------------------- read side
+
+
+class BadLine(Exception):
+    """A line that is not a readable record; carries the reason for the warning."""
+
+
+def _json_text_or_none(value: Any) -> str | None:
+    return None if value is None else dumps_json(value)
+
+
+def row_from_record(kind: Kind, record: Any, seq: int) -> dict[str, Any]:
+    """Turn one decoded JSON line into a row, with 0.1.8's ``from_dict`` semantics.
+
+    Raises :class:`BadLine` when 0.1.8 could not build an envelope from it.
+    """
+    if not isinstance(record, dict):
+        raise BadLine(f"line is JSON {type(record).__name__}, not an object")
+    cls = envelope_class(kind)
+    try:
+        envelope = cls.from_dict(record)
+        _check_envelope_types(kind, envelope)
+    except BadLine:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any from_dict failure means "not an envelope"
+        raise BadLine(f"not a valid {kind.label} envelope: {exc}") from exc
+    extra_keys = {k: v for k, v in record.items() if k not in KNOWN_KEYS[kind.name]}
+    try:
+        row = row_from_envelope(kind, envelope, seq)
+    except (InvalidRecordError, ValueError, TypeError) as exc:
+        raise BadLine(f"not a storable {kind.label} envelope: {exc}") from exc
+    row["extra"] = dumps_json(extra_keys) if extra_keys else None
+    return row
+
+
+def _check_envelope_types(kind: Kind, envelope: Any) -> None:
+    record_id = getattr(envelope, kind.id_field)
+    if not isinstance(record_id, str) or not record_id:
+        raise BadLine(f"{kind.id_field} is missing or not a string")
+    if not isinstance(envelope.timestamp, datetime):
+        raise BadLine("timestamp is not a datetime")
+
+
+def row_from_envelope(kind: Kind, envelope: Any, seq: int) -> dict[str, Any]:
+    """Row of an envelope already in memory (used for lines that needed ``from_dict``)."""
+    refs = [
+        {name: _opt_str(getattr(ref, name)) for name in REF_FIELDS}
+        for ref in envelope.entity_refs or ()
+        if isinstance(ref, EntityRef)
+    ]
+    if len(refs) != len(envelope.entity_refs or ()):
+        raise BadLine("entity_refs holds something that is not an entity ref")
+    trace = envelope.trace
+    if trace is not None and not isinstance(trace, TraceContext):
+        raise BadLine("trace is not a trace context")
+    common = {
+        "timestamp": to_micros(envelope.timestamp),
+        "payload": dumps_json(envelope.payload),
+        "schema_version": _opt_str(envelope.schema_version),
+        "entity_refs": refs,
+        "trace": None if trace is None else dumps_json(trace.to_dict()),
+        "extra": None,
+        "seq": seq,
+    }
+    if kind is SIGNALS:
+        raw = envelope.raw
+        if raw is not None and not isinstance(raw, dict):
+            raise BadLine("raw is not an object")
+        common.update(
+            signal_id=envelope.signal_id,
+            source=_opt_str(envelope.source),
+            payload_type=_opt_str(envelope.payload_type),
+            raw=_json_text_or_none(raw),
+        )
+    else:
+        common.update(
+            emission_id=envelope.emission_id,
+            emission_type=_opt_str(envelope.emission_type),
+            caused_by=_opt_str(envelope.caused_by),
+            raw=None,
+        )
+    return common
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise BadLine(f"expected a string, got {type(value).__name__}")
+
+
+def row_from_line(kind: Kind, line: bytes, seq: int) -> dict[str, Any]:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BadLine(f"not valid JSON ({exc})") from exc
+    return row_from_record(kind, record, seq)
+
+
+def rows_to_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = schema_for(kind)
+    columns = {name: [row[name] for row in rows] for name in schema.names}
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if field.type == TS_TYPE:
+            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class EnvelopeBuilder:
+    """Builds envelopes from Arrow batches, reusing one EntityRef per distinct ref."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self._refs: dict[tuple[Any, ...], EntityRef] = {}
+        self._cls = envelope_class(kind)
+        # Frozen dataclasses without __slots__ can be filled through __dict__, which skips
+        # the per-field object.__setattr__ and __post_init__ (timestamps are already UTC).
+        self._direct = not hasattr(self._cls, "__slots__") and dataclasses.is_dataclass(self._cls)
+
+    def _ref(self, d: dict[str, Any]) -> EntityRef:
+        key = (d["ref_type"], d["value"], d["platform"], d["label"], d["schema_version"])
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = EntityRef(*key)
+            if len(self._refs) < 1_000_000:
+                self._refs[key] = ref
+        return ref
+
+    def build(self, batch: pa.RecordBatch | pa.Table) -> list[Any]:
+        n = batch.num_rows
+        if n == 0:
+            return []
+        col = batch.column
+        names = batch.schema.names
+        ids = col(names.index(self.kind.id_field)).to_pylist()
+        micros = col(names.index("timestamp")).cast(pa.int64()).to_pylist()
+        payloads = col(names.index("payload")).to_pylist()
+        versions = col(names.index("schema_version")).to_pylist()
+        refs_col = col(names.index("entity_refs")).to_pylist()
+        traces = col(names.index("trace")).to_pylist()
+        loads = orjson.loads
+        ref = self._ref
+        epoch = EPOCH
+        td = timedelta
+        trace_from = TraceContext.from_dict
+        out: list[Any] = []
+        append = out.append
+        direct = self._direct
+        new = object.__new__
+        cls = self._cls
+        if self.kind is SIGNALS:
+            first = col(names.index("source")).to_pylist()
+            second = col(names.index("payload_type")).to_pylist()
+            raws = col(names.index("raw")).to_pylist()
+            for i in range(n):
+                refs = tuple([ref(r) for r in refs_col[i]]) if refs_col[i] else ()
+                t = traces[i]
+                raw = raws[i]
+                fields = {
+                    "signal_id": ids[i],
+                    "timestamp": epoch + td(microseconds=micros[i]),
+                    "source": first[i],
+                    "payload_type": second[i],
+                    "payload": loads(payloads[i]),
+                    "schema_version": versions[i],
+                    "entity_refs": refs,
+                    "trace": None if t is None else trace_from(loads(t)),
+                    "raw": None if raw is None else loads(raw),
+                }
+                if direct:
+                    obj = new(cls)
+                    obj.__dict__.update(fields)
+                    append(obj)
+                else:
+                    append(cls(**fields))
+        else:
+            first = col(names.index("emission_type")).to_pylist()
+            second = col(names.index("caused_by")).to_pylist()
+            for i in range(n):
+                refs = tuple([ref(r) for r in refs_col[i]]) if refs_col[i] else ()
+                t = traces[i]
+                fields = {
+                    "emission_id": ids[i],
+                    "timestamp": epoch + td(microseconds=micros[i]),
+                    "emission_type": first[i],
+                    "payload": loads(payloads[i]),
+                    "caused_by": second[i],
+                    "schema_version": versions[i],
+                    "trace": None if t is None else trace_from(loads(t)),
+                    "entity_refs": refs,
+                }
+                if direct:
+                    obj = new(cls)
+                    obj.__dict__.update(fields)
+                    append(obj)
+                else:
+                    append(cls(**fields))
+        return out
+
+
+def iter_envelopes(kind: Kind, batches: Iterator[pa.RecordBatch]) -> Iterator[Any]:
+    builder = EnvelopeBuilder(kind)
+    for batch in batches:
+        yield from builder.build(batch)
+
+
+def day_of(ts: datetime) -> date:
+    return ensure_utc(ts).date()
+
+
+__all__ = [
+    "EMISSIONS",
+    "SIGNALS",
+    "BadLine",
+    "EnvelopeBuilder",
+    "encode",
+    "dumps_line",
+    "row_from_line",
+    "rows_to_table",
+    "schema_for",
+]

@@ -1,0 +1,347 @@
+"""Hot tier: daily JSONL partitions, locked appends, the id index and incremental reads.
+
+Reads: each partition file is parsed once per process; later reads parse only the bytes
+appended since (complete lines only: a torn last line is left for later and never returned).
+Parsed partitions live in an LRU cache bounded by ``cache_bytes``.
+
+Writes: appends of one kind are serialised by an OS lock (threads and processes). Under the lock
+the writer first indexes every complete line other writers or tools appended since it last
+looked, so the new-or-duplicate decision sees the whole store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from metaspn_store._codec import schema_for
+from metaspn_store._index import IdIndex, digest
+from metaspn_store._layout import Kind, Layout, day_of_hot_file
+from metaspn_store._locks import ProcessLock
+from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk
+
+
+class BadLineWarning(UserWarning):
+    """A JSONL line was skipped because it is not a readable record (file and line named)."""
+
+
+HOT = 1
+COLD = 0
+
+
+def code_for(day: date, tier: int) -> int:
+    """Index code of a partition: the day ordinal and the tier in one int."""
+    return day.toordinal() * 2 + tier
+
+
+def decode_code(code: int) -> tuple[date, int]:
+    return date.fromordinal(code // 2), code % 2
+
+
+@dataclass
+class _Partition:
+    path: Path
+    day: date
+    inode: int = -1
+    offset: int = 0  # bytes consumed: always just after a newline
+    lines: int = 0  # lines consumed (blank and bad ones included)
+    tables: list[pa.Table] = field(default_factory=list)
+    nbytes: int = 0
+    bad: list[BadLineReport] = field(default_factory=list)
+
+
+class HotTier:
+    def __init__(
+        self,
+        layout: Layout,
+        kind: Kind,
+        *,
+        cache_bytes: int,
+        connection: Callable[[], duckdb.DuckDBPyConnection],
+        durability: str,
+    ) -> None:
+        self.layout = layout
+        self.kind = kind
+        self.dir = layout.kind_dir(kind)
+        self.cache_bytes = cache_bytes
+        self._connection = connection
+        self._durability = durability
+        self._cache: OrderedDict[date, _Partition] = OrderedDict()
+        self._lock = threading.RLock()
+        self._warned: set[tuple[str, int]] = set()
+        self.write_lock = ProcessLock(layout.lock_file(kind.name))
+        # id index state
+        self._index: IdIndex | None = None
+        self._indexed: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
+        self._dir_mtime: int = -1
+        self._known_files: dict[date, Path] = {}
+
+    # ------------------------------------------------------------------ listing
+
+    def days(self) -> dict[date, Path]:
+        """Every hot partition file on disk, by day."""
+        out: dict[date, Path] = {}
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return out
+        for entry in entries:
+            day = day_of_hot_file(Path(entry.name))
+            if day is not None and entry.is_file():
+                out[day] = Path(entry.path)
+        return dict(sorted(out.items()))
+
+    # ------------------------------------------------------------------ reads
+
+    def table(self, day: date) -> pa.Table | None:
+        """All complete records of the day's hot file, in append order (None if no file)."""
+        path = self.layout.hot_file(self.kind, day)
+        with self._lock:
+            part = self._cache.get(day)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                self._cache.pop(day, None)
+                return None
+            if part is None or part.inode != st.st_ino or st.st_size < part.offset:
+                part = _Partition(path=path, day=day, inode=st.st_ino)
+                self._cache[day] = part
+            if st.st_size > part.offset:
+                self._read_new_bytes(part, st.st_size)
+            self._cache.move_to_end(day)
+            tables = part.tables
+            if len(tables) > 1:
+                merged = pa.concat_tables(tables)
+                part.tables = [merged]
+                tables = part.tables
+            self._evict()
+            if not tables:
+                return schema_for(self.kind).empty_table()
+            return tables[0]
+
+    def _read_new_bytes(self, part: _Partition, size: int) -> None:
+        with open(part.path, "rb") as handle:
+            handle.seek(part.offset)
+            data = handle.read(size - part.offset)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            return  # only a torn (still being written) line so far
+        data = data[:cut]
+        con = self._connection()
+        table, bad, n_lines = parse_chunk(
+            self.kind,
+            con,
+            data,
+            part.lines,
+            str(part.path),
+            whole_file=part.path if part.offset == 0 else None,
+        )
+        part.offset += cut
+        part.lines += n_lines
+        if table.num_rows:
+            part.tables.append(table)
+            part.nbytes += table.nbytes
+        for report in bad:
+            part.bad.append(report)
+            key = (report.path, report.line)
+            if key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"{report.path}:{report.line}: skipped a line that is not a readable "
+                    f"{self.kind.label} ({report.reason})",
+                    BadLineWarning,
+                    stacklevel=4,
+                )
+
+    def _evict(self) -> None:
+        total = sum(p.nbytes for p in self._cache.values())
+        while total > self.cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            total -= old.nbytes
+
+    def bad_lines(self, day: date) -> list[BadLineReport]:
+        self.table(day)
+        with self._lock:
+            part = self._cache.get(day)
+            return list(part.bad) if part else []
+
+    def forget(self, day: date) -> None:
+        with self._lock:
+            self._cache.pop(day, None)
+
+    # ------------------------------------------------------------------ id index (call under write_lock)
+
+    def index(self, cold_ids: Callable[[], pa.Table | None]) -> IdIndex:
+        """The id index, brought up to date with every complete line on disk."""
+        if self._index is None:
+            self._build_index(cold_ids)
+        else:
+            self._refresh_index()
+        assert self._index is not None
+        return self._index
+
+    def invalidate_index(self) -> None:
+        self._index = None
+        self._indexed = {}
+        self._dir_mtime = -1
+
+    def _build_index(self, cold_ids: Callable[[], pa.Table | None]) -> None:
+        files = self.days()
+        self._dir_mtime = _mtime(self.dir)
+        self._known_files = files
+        stats: dict[Path, tuple[int, int]] = {}
+        parts: list[pa.Table] = []
+        cold = cold_ids()
+        if cold is not None and cold.num_rows:
+            parts.append(cold)
+        bulk_files = []
+        for day, path in files.items():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            with open(path, "rb") as handle:
+                data = handle.read(st.st_size)
+            cut = data.rfind(b"\n") + 1
+            stats[path] = (st.st_ino, cut)
+            if cut >= BULK_THRESHOLD:
+                bulk_files.append((day, path))
+            elif cut:
+                parts.append(_ids_table(_ids_from_lines(data[:cut], self.kind.id_field), code_for(day, HOT)))
+        if bulk_files:
+            con = self._connection()
+            for day, path in bulk_files:
+                rel = con.sql(
+                    f"SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, "
+                    f"{code_for(day, HOT)}::UINTEGER AS code FROM ("
+                    "SELECT id FROM read_json($path, format = 'newline_delimited', columns = $columns, "
+                    "ignore_errors = true, maximum_object_size = 268435456)) WHERE id IS NOT NULL",
+                    params={"path": str(path), "columns": {"id": "VARCHAR"}},
+                )
+                parts.append(rel.to_arrow_table().select(["hi", "lo", "code"]))
+        index = IdIndex()
+        if parts:
+            con = self._connection()
+            combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
+            # First write wins: cold before hot of the same day, earlier day first (codes order so).
+            rel = con.sql(
+                "SELECT hi, lo, min(code) AS code FROM combined GROUP BY hi, lo ORDER BY hi, lo"
+            )
+            index.load_sorted(rel.to_arrow_table())
+        self._index = index
+        self._indexed = stats
+
+    def _refresh_index(self) -> None:
+        assert self._index is not None
+        mtime = _mtime(self.dir)
+        if mtime != self._dir_mtime:
+            self._known_files = self.days()
+            self._dir_mtime = mtime
+        for day, path in self._known_files.items():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            inode, offset = self._indexed.get(path, (st.st_ino, 0))
+            if inode != st.st_ino:
+                offset = 0
+            if st.st_size <= offset:
+                continue
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(st.st_size - offset)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                code = code_for(day, HOT)
+                for record_id in _ids_from_lines(data[:cut], self.kind.id_field):
+                    self._index.add(digest(record_id), code)
+            self._indexed[path] = (st.st_ino, offset + cut)
+
+    # ------------------------------------------------------------------ appends (call under write_lock)
+
+    def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
+        """Append complete lines to the day's file in one write; index them."""
+        path = self.layout.hot_file(self.kind, day)
+        payload = b"".join(lines)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            st = os.fstat(fd)
+            prefix = b""
+            if st.st_size > 0:
+                with open(path, "rb") as handle:
+                    handle.seek(st.st_size - 1)
+                    if handle.read(1) != b"\n":
+                        # A writer died mid-line: start ours on a fresh line so both stay separate.
+                        prefix = b"\n"
+            buf = prefix + payload
+            written = 0
+            view = memoryview(buf)
+            while written < len(buf):
+                written += os.write(fd, view[written:])
+            if self._durability == "fsync":
+                os.fsync(fd)
+            new_size = st.st_size + len(buf)
+        finally:
+            os.close(fd)
+        if self._index is not None:
+            code = code_for(day, HOT)
+            for key in keys:
+                self._index.add(key, code)
+            inode, offset = self._indexed.get(path, (st.st_ino, 0))
+            if offset == st.st_size and inode == st.st_ino:
+                self._indexed[path] = (st.st_ino, new_size)
+            elif prefix:
+                # The torn line before ours is now a line of its own; reindex from where we were.
+                pass
+            if path not in self._known_files.values():
+                self._known_files[day] = path
+                self._known_files = dict(sorted(self._known_files.items()))
+                self._dir_mtime = _mtime(self.dir)
+        return path
+
+
+_IDS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("code", pa.uint32())])
+
+
+def _ids_from_lines(data: bytes, id_field: str) -> list[str]:
+    ids = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            value = record.get(id_field)
+            if isinstance(value, str) and value:
+                ids.append(value)
+    return ids
+
+
+def _ids_table(ids: list[str], code: int) -> pa.Table:
+    his, los = [], []
+    for record_id in ids:
+        hi, lo = digest(record_id)
+        his.append(hi)
+        los.append(lo)
+    return pa.table(
+        {"hi": pa.array(his, pa.uint64()), "lo": pa.array(los, pa.uint64()), "code": pa.array([code] * len(ids), pa.uint32())}
+    )
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return -1

@@ -1,0 +1,96 @@
+"""Workspace tree, partition naming and name validation.
+
+Layout (identical to metaspn-store 0.1.8 for the hot tier)::
+
+    WORKSPACE/store/signals/YYYY-MM-DD.jsonl          hot tier, one JSON object per line
+    WORKSPACE/store/emissions/YYYY-MM-DD.jsonl
+    WORKSPACE/store/checkpoints/NAME.json
+    WORKSPACE/store/snapshots/NAME__YYYY-MM-DDTHHMMSSZ.json
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from metaspn_store.errors import InvalidNameError
+
+_DAY_FILE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})\.jsonl$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between the two record kinds; everything else is shared."""
+
+    name: str  # folder name: "signals" | "emissions"
+    id_field: str  # "signal_id" | "emission_id"
+    type_field: str  # column filtered by the type list: "source" | "emission_type"
+    label: str  # singular, for messages: "signal" | "emission"
+
+
+SIGNALS = Kind("signals", "signal_id", "source", "signal")
+EMISSIONS = Kind("emissions", "emission_id", "emission_type", "emission")
+
+
+class Layout:
+    """Paths of one workspace. Creating it creates the folders (as 0.1.8 does)."""
+
+    def __init__(self, workspace: str | Path) -> None:
+        self.workspace = Path(workspace)
+        self.store_root = self.workspace / "store"
+        self.signals_dir = self.store_root / "signals"
+        self.emissions_dir = self.store_root / "emissions"
+        self.snapshots_dir = self.store_root / "snapshots"
+        self.checkpoints_dir = self.store_root / "checkpoints"
+        self.cold_root = self.store_root / "cold"
+        self.locks_dir = self.store_root / ".locks"
+
+    def ensure_dirs(self) -> None:
+        for folder in (self.signals_dir, self.emissions_dir, self.snapshots_dir, self.checkpoints_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def kind_dir(self, kind: Kind) -> Path:
+        return self.signals_dir if kind is SIGNALS else self.emissions_dir
+
+    def hot_file(self, kind: Kind, day: date) -> Path:
+        return self.kind_dir(kind) / f"{day.isoformat()}.jsonl"
+
+    def cold_dir(self, kind: Kind) -> Path:
+        return self.cold_root / kind.name
+
+    def lock_file(self, name: str) -> Path:
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return self.locks_dir / f"{name}.lock"
+
+
+def day_of_hot_file(path: Path) -> date | None:
+    """The UTC day a hot partition file holds, or None if the name is not a day file."""
+    match = _DAY_FILE.match(path.name)
+    if match is None:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
+
+
+def validate_name(name: str, what: str) -> str:
+    """A checkpoint/snapshot name must stay one plain file name inside its folder."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{what} name must be a non-empty string, got {name!r}")
+    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
+        raise InvalidNameError(
+            f"{what} name {name!r} is not allowed: use a plain file name without path separators, "
+            "NUL or a leading dot"
+        )
+    return name
+
+
+def validate_day_token(token: str) -> str:
+    """Day strings become part of a snapshot file name; like names, they must not escape the folder.
+
+    Any other string is accepted, as in 0.1.8 (dates are normalised to YYYY-MM-DD by the caller).
+    """
+    return validate_name(token, "day")

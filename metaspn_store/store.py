@@ -1,0 +1,948 @@
+"""``FileSystemStore``: the metaspn-store 0.1.8 API over the hot JSONL tier, read through DuckDB.
+
+Semantics every read shares (the 0.1.8 contract):
+
+* windows are inclusive ``[start, end]`` at microsecond precision; naive datetimes are UTC;
+  ``end < start`` raises ``ValueError``;
+* list filters that are empty or None mean "no filter"; ``entity_ref`` matches by full equality
+  (ref_type, value, platform, label and schema_version);
+* the first record written for an id wins; later lines with the same id are never returned;
+* replays (``iter_*``) yield in ``(timestamp, append order)``; read models sort as documented on
+  each method. Returned envelopes compare equal (``==``) to the envelopes that were written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import orjson
+import pyarrow as pa
+from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope
+
+from metaspn_store import _codec
+from metaspn_store._codec import ensure_utc
+from metaspn_store._hot import COLD, HotTier, decode_code
+from metaspn_store._index import digest
+from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
+from metaspn_store._parse import new_connection
+from metaspn_store._query import Filter, QueryEngine, json_pointer
+from metaspn_store.errors import DuplicateEventError
+
+DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
+Durability = Literal["flush", "fsync"]
+RESOLVED_ENTITY_PAYLOAD_TYPES = frozenset({"EntityResolved", "EntityMerged", "EntityAliasAdded"})
+DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES = frozenset({"OutcomePending", "EvaluationRequested", "RecommendationAttempted"})
+DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
+DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
+_POLICIES = ("ignore", "return_existing", "raise")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+__all__ = [
+    "DuplicateEventError",
+    "FileSystemStore",
+    "ReplayCheckpoint",
+    "RESOLVED_ENTITY_PAYLOAD_TYPES",
+]
+
+
+@dataclass(frozen=True)
+class ReplayCheckpoint:
+    """Resume point of a replay: the last timestamp processed and the ids seen at that timestamp."""
+
+    last_timestamp: datetime
+    seen_ids_at_timestamp: tuple[str, ...] = field(default_factory=tuple)
+    schema_version: str = "0.1"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "last_timestamp", ensure_utc(self.last_timestamp))
+        object.__setattr__(self, "seen_ids_at_timestamp", tuple(dict.fromkeys(self.seen_ids_at_timestamp)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "last_timestamp": self.last_timestamp.isoformat().replace("+00:00", "Z"),
+            "seen_ids_at_timestamp": list(self.seen_ids_at_timestamp),
+            "schema_version": self.schema_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplayCheckpoint:
+        text = data["last_timestamp"]
+        if isinstance(text, str) and text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        return cls(
+            last_timestamp=datetime.fromisoformat(text),
+            seen_ids_at_timestamp=tuple(data.get("seen_ids_at_timestamp", [])),
+            schema_version=str(data.get("schema_version", "0.1")),
+        )
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    """``expires_at`` semantics: datetime.fromisoformat (with ``Z``), naive = UTC, else None."""
+    if isinstance(value, datetime):
+        return ensure_utc(value)
+    if isinstance(value, str):
+        text = value[:-1] + "+00:00" if value.endswith("Z") else value
+        try:
+            return ensure_utc(datetime.fromisoformat(text))
+        except ValueError:
+            return None
+    return None
+
+
+def _sort_key(envelope: Any, id_field: str) -> tuple[datetime, str]:
+    return envelope.timestamp, getattr(envelope, id_field)
+
+
+class FileSystemStore:
+    """Append-only event store for ``SignalEnvelope`` / ``EmissionEnvelope`` records.
+
+    ``FileSystemStore(workspace)`` opens (and creates) ``workspace/store/``; a 0.1.8 workspace
+    opens unchanged. Keyword-only options (new in this package):
+
+    * ``durability``: ``"flush"`` (default) hands every acknowledged write to the OS before
+      returning, so it survives a crash of the process; ``"fsync"`` also forces it to disk once
+      per partition file and call, so it survives a power loss.
+    * ``cache_bytes``: memory for parsed hot partitions (LRU); only appended bytes are parsed again.
+    * ``threads`` / ``memory_limit``: DuckDB settings of the store's in-memory connections.
+    """
+
+    def __init__(
+        self,
+        workspace: str | Path,
+        *,
+        durability: Durability = "flush",
+        cache_bytes: int = 256 * 1024 * 1024,
+        threads: int = 2,
+        memory_limit: str = "2GB",
+    ) -> None:
+        if durability not in ("flush", "fsync"):
+            raise ValueError(f"durability must be 'flush' or 'fsync', got {durability!r}")
+        self._layout = Layout(workspace)
+        self._layout.ensure_dirs()
+        self.workspace = self._layout.workspace
+        self.store_root = self._layout.store_root
+        self.signals_dir = self._layout.signals_dir
+        self.emissions_dir = self._layout.emissions_dir
+        self.snapshots_dir = self._layout.snapshots_dir
+        self.checkpoints_dir = self._layout.checkpoints_dir
+        self.durability = durability
+        self._threads = threads
+        self._memory_limit = memory_limit
+        self._local = threading.local()
+        self._hot = {
+            kind.name: HotTier(
+                self._layout, kind, cache_bytes=cache_bytes, connection=self._connection, durability=durability
+            )
+            for kind in (SIGNALS, EMISSIONS)
+        }
+        self._engines = {
+            kind.name: QueryEngine(
+                kind,
+                hot_table=self._hot[kind.name].table,
+                hot_days=lambda k=kind: list(self._hot[k.name].days()),
+                cold_files=lambda first, last, k=kind: self._cold_files(k, first, last),
+                connection=self._connection,
+            )
+            for kind in (SIGNALS, EMISSIONS)
+        }
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = new_connection(self._threads, self._memory_limit)
+            self._local.con = con
+        return con
+
+    def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
+        """Parquet files per day of the cold tier (none until the compactor exists)."""
+        return {}
+
+    def _cold_ids(self, kind: Kind) -> pa.Table | None:
+        return None
+
+    def _location(self, kind: Kind, code: int) -> Path:
+        day, tier = decode_code(code)
+        if tier == COLD:
+            return self._layout.cold_dir(kind) / f"day={day.isoformat()}"
+        return self._layout.hot_file(kind, day)
+
+    # ------------------------------------------------------------------ writes
+
+    def _write(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
+        if on_duplicate not in _POLICIES:
+            raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
+        # Validate and render the whole batch before touching any file.
+        encoded = []
+        for envelope in envelopes:
+            record_id, ts, record = _codec.encode(kind, envelope)
+            encoded.append((record_id, ts.date(), _codec.dumps_line(record)))
+        hot = self._hot[kind.name]
+        results: list[Path | None] = [None] * len(encoded)
+        with hot.write_lock.hold():
+            index = hot.index(lambda: self._cold_ids(kind))
+            pending: dict[tuple[int, int], date] = {}
+            by_day: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
+            new_positions: list[tuple[int, date]] = []
+            for position, (record_id, day, line) in enumerate(encoded):
+                key = digest(record_id)
+                code = index.get(key)
+                if code is not None:
+                    existing: Path | None = self._location(kind, code)
+                elif key in pending:
+                    existing = self._layout.hot_file(kind, pending[key])
+                else:
+                    existing = None
+                if existing is not None:
+                    if on_duplicate == "raise":
+                        raise DuplicateEventError(
+                            f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}"
+                        )
+                    results[position] = existing
+                    continue
+                pending[key] = day
+                lines, keys = by_day.setdefault(day, ([], []))
+                lines.append(line)
+                keys.append(key)
+                new_positions.append((position, day))
+            written = {day: hot.append(day, lines, keys) for day, (lines, keys) in by_day.items()}
+        for position, day in new_positions:
+            results[position] = written[day]
+        return [p for p in results if p is not None]
+
+    def write_signal(self, signal: SignalEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
+        """Append a signal to its UTC day's file and return that path.
+
+        For an id already stored (by any process, on any day) nothing is written and the path of
+        the first record is returned (``return_existing``/``ignore``) or ``DuplicateEventError``
+        is raised (``raise``).
+        """
+        return self._write(SIGNALS, [signal], on_duplicate)[0]
+
+    def write_signals(
+        self, signals: Iterable[SignalEnvelope], *, on_duplicate: DuplicatePolicy = "return_existing"
+    ) -> list[Path]:
+        """Write a batch with one policy: validated whole first, then one append per day file."""
+        return self._write(SIGNALS, list(signals), on_duplicate)
+
+    def write_emission(self, emission: EmissionEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
+        """Append an emission; duplicates behave as in :meth:`write_signal`."""
+        return self._write(EMISSIONS, [emission], on_duplicate)[0]
+
+    def write_emissions(
+        self, emissions: Iterable[EmissionEnvelope], *, on_duplicate: DuplicatePolicy = "return_existing"
+    ) -> list[Path]:
+        """Write a batch of emissions using the same duplicate policy (all or nothing)."""
+        return self._write(EMISSIONS, list(emissions), on_duplicate)
+
+    # ------------------------------------------------------------------ small JSON documents
+
+    def _write_json_atomic(self, destination: Path, document: Any) -> Path:
+        """Replace ``destination`` atomically: temp file in the same folder, fsync, rename."""
+        text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, destination)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return destination
+
+    @staticmethod
+    def _read_json(source: Path) -> Any:
+        if not source.exists():
+            return None
+        return orjson.loads(source.read_bytes())
+
+    @staticmethod
+    def _json_document(document: Any, what: str) -> Any:
+        try:
+            return orjson.loads(orjson.dumps(_codec._primitive(document, what, "document"), option=orjson.OPT_SORT_KEYS))
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"{what}: {exc}") from exc
+
+    def write_snapshot(self, name: str, snapshot_state: dict[str, Any], snapshot_time: datetime | None = None) -> Path:
+        """Write ``snapshots/NAME__YYYY-MM-DDTHHMMSSZ.json`` (replaced atomically)."""
+        validate_name(name, "snapshot")
+        ts = ensure_utc(snapshot_time or datetime.now(timezone.utc))
+        destination = self.snapshots_dir / f"{name}__{ts.strftime('%Y-%m-%dT%H%M%SZ')}.json"
+        state = self._json_document(snapshot_state, f"snapshot {name!r}")
+        return self._write_json_atomic(destination, state)
+
+    def _normalize_day(self, day: date | datetime | str) -> str:
+        if isinstance(day, str):
+            return validate_day_token(day)
+        if isinstance(day, datetime):
+            return ensure_utc(day).date().isoformat()
+        return day.isoformat()
+
+    def _write_day_document(self, prefix: str, day: date | datetime | str, key: str, body: dict[str, Any]) -> Path:
+        token = self._normalize_day(day)
+        document = {"day": token, key: self._json_document(body, f"{prefix} {token}"), "schema_version": "0.1"}
+        return self._write_json_atomic(self.snapshots_dir / f"{prefix}__{token}.json", document)
+
+    def _read_day_document(self, prefix: str, day: date | datetime | str) -> dict[str, Any] | None:
+        return self._read_json(self.snapshots_dir / f"{prefix}__{self._normalize_day(day)}.json")
+
+    def write_daily_digest_snapshot(self, *, day: date | datetime | str, digest: dict[str, Any]) -> Path:
+        """Persist ``snapshots/digest__DAY.json`` ({"day", "digest", "schema_version"}); rerun = same path."""
+        return self._write_day_document("digest", day, "digest", digest)
+
+    def read_daily_digest_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        """The digest document written for ``day``, or None."""
+        return self._read_day_document("digest", day)
+
+    def write_calibration_snapshot(self, *, day: date | datetime | str, report: dict[str, Any]) -> Path:
+        """Persist ``snapshots/calibration__DAY.json`` ({"day", "report", "schema_version"})."""
+        return self._write_day_document("calibration", day, "report", report)
+
+    def read_calibration_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        """The calibration document written for ``day``, or None."""
+        return self._read_day_document("calibration", day)
+
+    def write_credibility_snapshot(self, *, day: date | datetime | str, report: dict[str, Any]) -> Path:
+        """Persist ``snapshots/credibility__DAY.json`` ({"day", "report", "schema_version"})."""
+        return self._write_day_document("credibility", day, "report", report)
+
+    def read_credibility_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        """The credibility document written for ``day``, or None."""
+        return self._read_day_document("credibility", day)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def build_signal_checkpoint(self, processed_signals: Iterable[SignalEnvelope]) -> ReplayCheckpoint | None:
+        """Checkpoint after an ordered (non-decreasing timestamp) stream; None for an empty stream."""
+        last_ts: datetime | None = None
+        ids: list[str] = []
+        for signal in processed_signals:
+            ts = ensure_utc(signal.timestamp)
+            if last_ts is None or ts > last_ts:
+                last_ts, ids = ts, [signal.signal_id]
+            elif ts < last_ts:
+                raise ValueError("processed_signals must be in non-decreasing timestamp order")
+            elif signal.signal_id not in ids:
+                ids.append(signal.signal_id)
+        if last_ts is None:
+            return None
+        return ReplayCheckpoint(last_timestamp=last_ts, seen_ids_at_timestamp=tuple(ids))
+
+    def write_checkpoint(self, name: str, checkpoint: ReplayCheckpoint) -> Path:
+        """Write ``checkpoints/NAME.json`` atomically (a crash leaves the previous version)."""
+        validate_name(name, "checkpoint")
+        return self._write_json_atomic(self.checkpoints_dir / f"{name}.json", checkpoint.to_dict())
+
+    def read_checkpoint(self, name: str) -> ReplayCheckpoint | None:
+        """The checkpoint stored under ``name``, or None."""
+        validate_name(name, "checkpoint")
+        data = self._read_json(self.checkpoints_dir / f"{name}.json")
+        return None if data is None else ReplayCheckpoint.from_dict(data)
+
+    # ------------------------------------------------------------------ replays
+
+    def _signal_filter(
+        self,
+        *,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> Filter:
+        flt = Filter()
+        flt.in_list("source", sources)
+        flt.in_list("payload_type", payload_types)
+        flt.entity(entity_ref)
+        return flt
+
+    def _emission_filter(self, *, entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> Filter:
+        flt = Filter()
+        flt.in_list("emission_type", emission_types)
+        flt.entity(entity_ref)
+        return flt
+
+    def iter_signals(
+        self,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Stream signals with ``start <= timestamp <= end`` in (timestamp, append order)."""
+        engine = self._engines["signals"]
+        engine._window(start, end)  # raise for end < start before the first next()
+        return engine.stream(start, end, self._signal_filter(entity_ref=entity_ref, sources=sources))
+
+    def iter_emissions(
+        self,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        emission_types: list[str] | None = None,
+    ) -> Iterator[EmissionEnvelope]:
+        """Stream emissions in ``[start, end]`` in (timestamp, append order)."""
+        engine = self._engines["emissions"]
+        engine._window(start, end)
+        return engine.stream(start, end, self._emission_filter(entity_ref=entity_ref, emission_types=emission_types))
+
+    def _checkpoint_replay(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None,
+        flt: Filter,
+    ) -> Iterator[SignalEnvelope]:
+        effective_start = ensure_utc(start) if start is not None else _EPOCH
+        seen: set[str] = set()
+        checkpoint_ts: datetime | None = None
+        if checkpoint is not None:
+            checkpoint_ts = ensure_utc(checkpoint.last_timestamp)
+            effective_start = max(effective_start, checkpoint_ts)
+            seen = set(checkpoint.seen_ids_at_timestamp)
+        engine = self._engines["signals"]
+        engine._window(effective_start, end)
+        for signal in engine.stream(effective_start, end, flt):
+            if checkpoint_ts is not None and signal.timestamp == checkpoint_ts and signal.signal_id in seen:
+                continue
+            yield signal
+
+    def iter_signals_from_checkpoint(
+        self,
+        *,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None = None,
+        start: datetime | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Replay from ``max(start, checkpoint.last_timestamp)``, skipping ids the checkpoint saw."""
+        return self._checkpoint_replay(
+            start=start, end=end, checkpoint=checkpoint, flt=self._signal_filter(entity_ref=entity_ref, sources=sources)
+        )
+
+    def iter_entity_candidate_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        resolved: bool | None = None,
+        sources: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Resolver streams: ``resolved=True`` has entity refs or a resolver payload type,
+        ``False`` has neither, ``None`` everything in the window."""
+        flt = self._signal_filter(sources=sources)
+        if resolved is not None:
+            condition = (
+                f"(len(entity_refs) > 0 OR list_contains({flt.param(sorted(RESOLVED_ENTITY_PAYLOAD_TYPES))}"
+                "::VARCHAR[], payload_type))"
+            )
+            flt.add(condition if resolved else f"NOT {condition}")
+        engine = self._engines["signals"]
+        engine._window(start, end)
+        return engine.stream(start, end, flt)
+
+    def iter_stage_window_signals(
+        self,
+        *,
+        stage: str,
+        start: datetime,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Checkpoint-aware replay of a stage: ``sources`` if given, else sources equal to
+        ``stage`` or starting with ``stage + "."``; optional payload type allow-list."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        if not sources:
+            flt.add(
+                f"(source = {flt.param(stage)} OR starts_with(source, {flt.param(stage + '.')}))"
+            )
+        return self._checkpoint_replay(start=start, end=end, checkpoint=checkpoint, flt=flt)
+
+    def iter_recommendation_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Checkpoint-aware replay filtered by sources and payload types."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        return self._checkpoint_replay(start=start, end=end, checkpoint=checkpoint, flt=flt)
+
+    def iter_learning_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> Iterator[SignalEnvelope]:
+        """Checkpoint-aware replay of learning-loop signals (same filters as recommendations)."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        return self._checkpoint_replay(start=start, end=end, checkpoint=checkpoint, flt=flt)
+
+    def iter_learning_emissions(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        emission_types: list[str] | None = None,
+    ) -> Iterator[EmissionEnvelope]:
+        """Same as :meth:`iter_emissions`, keyword-only."""
+        return self.iter_emissions(start=start, end=end, entity_ref=entity_ref, emission_types=emission_types)
+
+    # ------------------------------------------------------------------ read models
+
+    def _signals(
+        self,
+        start: datetime,
+        end: datetime,
+        flt: Filter,
+        *,
+        order: str,
+        limit: int | None = None,
+    ) -> list[SignalEnvelope]:
+        engine = self._engines["signals"]
+        return engine.envelopes(engine.select(start, end, flt, order=order, limit=limit))
+
+    def _emissions(
+        self, start: datetime, end: datetime, flt: Filter, *, order: str, limit: int | None = None
+    ) -> list[EmissionEnvelope]:
+        engine = self._engines["emissions"]
+        return engine.envelopes(engine.select(start, end, flt, order=order, limit=limit))
+
+    def get_recent_signals_by_entity(
+        self,
+        *,
+        entity_ref: EntityRef,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        sources: list[str] | None = None,
+    ) -> list[SignalEnvelope]:
+        """Last ``limit`` signals of an entity, newest first by (timestamp, signal_id)."""
+        if limit <= 0:
+            return []
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources)
+        return self._signals(
+            start or _EPOCH, end or datetime.now(timezone.utc), flt, order="timestamp DESC, signal_id DESC", limit=limit
+        )
+
+    def get_last_posts_by_entity(
+        self,
+        *,
+        entity_ref: EntityRef,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> list[SignalEnvelope]:
+        """Last ``limit`` post signals (payload types, default ``SocialPostSeen``) of an entity,
+        newest first. Unlike 0.1.8 it always returns ``limit`` posts when that many exist."""
+        if limit <= 0:
+            return []
+        flt = self._signal_filter(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types or ["SocialPostSeen"]
+        )
+        return self._signals(
+            start or _EPOCH, end or datetime.now(timezone.utc), flt, order="timestamp DESC, signal_id DESC", limit=limit
+        )
+
+    def get_recent_signals_by_source(
+        self,
+        *,
+        source: str,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        entity_ref: EntityRef | None = None,
+    ) -> list[SignalEnvelope]:
+        """Last ``limit`` signals of one source, newest first by (timestamp, signal_id)."""
+        if limit <= 0:
+            return []
+        flt = self._signal_filter(entity_ref=entity_ref, sources=[source])
+        return self._signals(
+            start or _EPOCH, end or datetime.now(timezone.utc), flt, order="timestamp DESC, signal_id DESC", limit=limit
+        )
+
+    def get_top_recommendation_candidates(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        limit: int,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        score_field: str = "score",
+        unique_by_entity: bool = True,
+    ) -> list[SignalEnvelope]:
+        """Top ``limit`` signals by ``payload[score_field]`` (int/float/bool; missing = 0.0;
+        other values and non-dict payloads excluded), ties by newer timestamp then larger id.
+        ``unique_by_entity`` keeps the best signal per first entity ref (or per id without refs)."""
+        if limit <= 0:
+            return []
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        ptr = flt.param(json_pointer(score_field))
+        flt.add(
+            f"json_type(payload) = 'OBJECT' AND (json_type(payload, {ptr}) IS NULL "
+            f"OR json_type(payload, {ptr}) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'))"
+        )
+        score = (
+            f"CASE WHEN json_type(payload, {ptr}) IS NULL THEN 0.0 "
+            f"WHEN json_type(payload, {ptr}) = 'BOOLEAN' THEN "
+            f"CASE WHEN json_extract_string(payload, {ptr}) = 'true' THEN 1.0 ELSE 0.0 END "
+            f"ELSE json_extract(payload, {ptr})::DOUBLE END"
+        )
+        entity_key = (
+            "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
+            "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value "
+            "ELSE 'signal:' || signal_id END"
+        )
+        order = "__score DESC, timestamp DESC, signal_id DESC"
+        if unique_by_entity:
+            post = (
+                "SELECT * EXCLUDE (__score, __entity) FROM ({inner}) "
+                f"QUALIFY row_number() OVER (PARTITION BY __entity ORDER BY {order}) = 1 ORDER BY {order}"
+            )
+        else:
+            post = "SELECT * EXCLUDE (__score, __entity) FROM ({inner}) " f"ORDER BY {order}"
+        engine = self._engines["signals"]
+        table = engine.select(
+            start,
+            end,
+            flt,
+            order=order,
+            limit=limit,
+            extra_columns=f", {score} AS __score, {entity_key} AS __entity",
+            post_sql=post,
+        )
+        return engine.envelopes(table)
+
+    def _payload_rows(
+        self,
+        kind: Kind,
+        start: datetime,
+        end: datetime,
+        flt: Filter,
+        matches: list[tuple[str, Any]],
+        *,
+        order: str,
+        limit: int | None,
+    ) -> list[Any]:
+        """Rows where ``payload.get(key) == value`` for every (key, value) with value not None
+        (0.1.8's ``_payload_match``); exotic values are compared in Python after SQL."""
+        python_checks: list[tuple[str, Any]] = []
+        for key, expected in matches:
+            if expected is None:
+                continue
+            if not flt.payload_equals(key, expected):
+                python_checks.append((key, expected))
+        engine = self._engines[kind.name]
+        sql_limit = limit if not python_checks else None
+        rows = engine.envelopes(engine.select(start, end, flt, order=order, limit=sql_limit))
+        if python_checks:
+            rows = [
+                r
+                for r in rows
+                if isinstance(r.payload, dict) and all(r.payload.get(k) == v for k, v in python_checks)
+            ]
+            if limit is not None:
+                rows = rows[:limit]
+        return rows
+
+    def get_ready_candidates(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        limit: int | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        ready_field: str = "status",
+        ready_value: str = "READY",
+        payload_types: list[str] | None = None,
+    ) -> list[SignalEnvelope]:
+        """Signals whose dict payload has ``payload.get(ready_field) == ready_value``, newest first
+        by (timestamp, signal_id); ``limit`` None or negative means all."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        python_checks: list[tuple[str, Any]] = []
+        if not flt.payload_equals(ready_field, ready_value):
+            python_checks.append((ready_field, ready_value))
+        engine = self._engines["signals"]
+        use_limit = limit if (limit is not None and limit >= 0) else None
+        rows = engine.envelopes(
+            engine.select(
+                start, end, flt, order="timestamp DESC, signal_id DESC", limit=None if python_checks else use_limit
+            )
+        )
+        if python_checks:
+            rows = [r for r in rows if isinstance(r.payload, dict) and r.payload.get(ready_field) == ready_value]
+            if use_limit is not None:
+                rows = rows[:use_limit]
+        return rows
+
+    def get_outcomes_for_window(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        emission_types: list[str] | None = None,
+    ) -> list[EmissionEnvelope]:
+        """Emissions in the window, oldest first by (timestamp, emission_id)."""
+        flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
+        return self._emissions(start, end, flt, order="timestamp, emission_id")
+
+    def get_token_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        token_id: str | None = None,
+        project_entity_id: str | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[SignalEnvelope]:
+        """Signals matching ``payload.token_id`` / ``payload.project_entity_id`` (None = any),
+        oldest first by (timestamp, signal_id); ``limit`` None or negative means all."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        use_limit = limit if (limit is not None and limit >= 0) else None
+        return self._payload_rows(
+            SIGNALS,
+            start,
+            end,
+            flt,
+            [("token_id", token_id), ("project_entity_id", project_entity_id)],
+            order="timestamp, signal_id",
+            limit=use_limit,
+        )
+
+    def get_promise_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        promise_id: str | None = None,
+        status: str | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[SignalEnvelope]:
+        """Signals matching ``payload.promise_id`` / ``payload.status`` (None = any), oldest first."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        use_limit = limit if (limit is not None and limit >= 0) else None
+        return self._payload_rows(
+            SIGNALS,
+            start,
+            end,
+            flt,
+            [("promise_id", promise_id), ("status", status)],
+            order="timestamp, signal_id",
+            limit=use_limit,
+        )
+
+    def get_promise_outcomes_for_window(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        promise_id: str | None = None,
+        status: str | None = None,
+        entity_ref: EntityRef | None = None,
+        emission_types: list[str] | None = None,
+    ) -> list[EmissionEnvelope]:
+        """Emissions matching ``payload.promise_id`` / ``payload.status``, oldest first."""
+        flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
+        return self._payload_rows(
+            EMISSIONS,
+            start,
+            end,
+            flt,
+            [("promise_id", promise_id), ("status", status)],
+            order="timestamp, emission_id",
+            limit=None,
+        )
+
+    def get_latest_draft_signals(
+        self,
+        *,
+        limit: int,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+    ) -> list[SignalEnvelope]:
+        """Newest ``limit`` signals (by timestamp, signal_id) matching the filters."""
+        if limit <= 0:
+            return []
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        return self._signals(start, end, flt, order="timestamp DESC, signal_id DESC", limit=limit)
+
+    def get_latest_approval_outcomes(
+        self,
+        *,
+        limit: int,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        emission_types: list[str] | None = None,
+    ) -> list[EmissionEnvelope]:
+        """Newest ``limit`` emissions (by timestamp, emission_id) matching the filters."""
+        if limit <= 0:
+            return []
+        flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
+        return self._emissions(start, end, flt, order="timestamp DESC, emission_id DESC", limit=limit)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _unresolved(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None,
+        sources: list[str] | None,
+        pending_payload_types: list[str] | None,
+        success_emission_types: list[str] | None,
+        failure_emission_types: list[str] | None,
+    ) -> list[SignalEnvelope]:
+        pending = sorted(set(pending_payload_types) if pending_payload_types else DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES)
+        success = set(success_emission_types) if success_emission_types else set(DEFAULT_SUCCESS_EMISSION_TYPES)
+        failure = set(failure_emission_types) if failure_emission_types else set(DEFAULT_FAILURE_EMISSION_TYPES)
+        eflt = self._emission_filter(entity_ref=entity_ref, emission_types=sorted(success | failure))
+        resolved = self._engines["emissions"].select(start, end, eflt, order="timestamp").column("caused_by")
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=pending)
+        resolved_ids = [v for v in resolved.to_pylist() if v is not None]
+        if resolved_ids:
+            flt.not_in_list("signal_id", resolved_ids)
+        return self._signals(start, end, flt, order="timestamp, signal_id")
+
+    def get_unresolved_outcome_signals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        pending_payload_types: list[str] | None = None,
+        success_emission_types: list[str] | None = None,
+        failure_emission_types: list[str] | None = None,
+    ) -> list[SignalEnvelope]:
+        """Pending outcome signals with no success/failure emission (same window and
+        entity filter) whose ``caused_by`` is their id; oldest first by (timestamp, signal_id)."""
+        return self._unresolved(
+            start=start,
+            end=end,
+            entity_ref=entity_ref,
+            sources=sources,
+            pending_payload_types=pending_payload_types,
+            success_emission_types=success_emission_types,
+            failure_emission_types=failure_emission_types,
+        )
+
+    @staticmethod
+    def _split_expired(
+        unresolved: list[SignalEnvelope], now: datetime, expires_at_field: str
+    ) -> tuple[list[SignalEnvelope], list[SignalEnvelope]]:
+        now_utc = ensure_utc(now)
+        pending, expired = [], []
+        for signal in unresolved:
+            expires_at = (
+                _parse_datetime(signal.payload.get(expires_at_field)) if isinstance(signal.payload, dict) else None
+            )
+            (expired if expires_at is not None and expires_at < now_utc else pending).append(signal)
+        return pending, expired
+
+    def get_expired_outcome_signals(
+        self,
+        *,
+        now: datetime,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        pending_payload_types: list[str] | None = None,
+        success_emission_types: list[str] | None = None,
+        failure_emission_types: list[str] | None = None,
+        expires_at_field: str = "expires_at",
+    ) -> list[SignalEnvelope]:
+        """Unresolved outcome signals whose ``payload[expires_at_field]`` is before ``now``
+        (ISO text with optional Z, naive = UTC; unparseable never expires)."""
+        unresolved = self._unresolved(
+            start=start,
+            end=end,
+            entity_ref=entity_ref,
+            sources=sources,
+            pending_payload_types=pending_payload_types,
+            success_emission_types=success_emission_types,
+            failure_emission_types=failure_emission_types,
+        )
+        return self._split_expired(unresolved, now, expires_at_field)[1]
+
+    def get_outcome_window_buckets(
+        self,
+        *,
+        now: datetime,
+        start: datetime,
+        end: datetime,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        pending_payload_types: list[str] | None = None,
+        success_emission_types: list[str] | None = None,
+        failure_emission_types: list[str] | None = None,
+        expires_at_field: str = "expires_at",
+    ) -> dict[str, list[SignalEnvelope] | list[EmissionEnvelope]]:
+        """Learning-window buckets: ``pending`` (unresolved, not expired), ``expired``,
+        ``success`` and ``failure`` emissions; each oldest first by (timestamp, id)."""
+        success = sorted(set(success_emission_types) if success_emission_types else DEFAULT_SUCCESS_EMISSION_TYPES)
+        failure = sorted(set(failure_emission_types) if failure_emission_types else DEFAULT_FAILURE_EMISSION_TYPES)
+        unresolved = self._unresolved(
+            start=start,
+            end=end,
+            entity_ref=entity_ref,
+            sources=sources,
+            pending_payload_types=pending_payload_types,
+            success_emission_types=success,
+            failure_emission_types=failure,
+        )
+        pending, expired = self._split_expired(unresolved, now, expires_at_field)
+        order = "timestamp, emission_id"
+        return {
+            "pending": pending,
+            "expired": expired,
+            "success": self._emissions(
+                start, end, self._emission_filter(entity_ref=entity_ref, emission_types=success), order=order
+            ),
+            "failure": self._emissions(
+                start, end, self._emission_filter(entity_ref=entity_ref, emission_types=failure), order=order
+            ),
+        }
