@@ -250,9 +250,36 @@ def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
     return record_id, ts, out
 
 
-def dumps_line(record: dict[str, Any]) -> bytes:
+def dumps_line(record: dict[str, Any], label: str = "record") -> bytes:
     """One JSONL line (with trailing newline), keys sorted and compact like 0.1.8 writes them."""
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as exc:
+        path = _unencodable_path(record, "") or "?"
+        raise InvalidRecordError(
+            f"{label}: field {path.lstrip('.')} cannot be written as UTF-8 JSON ({exc})", field=path.lstrip(".")
+        ) from exc
+
+
+def _unencodable_path(value: Any, path: str) -> str | None:
+    """Where the first string that is not valid UTF-8 (e.g. a lone surrogate) sits."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "value"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unencodable_path(key, f"{path}.<key>") or _unencodable_path(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unencodable_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def dumps_json(value: Any) -> str:
@@ -277,7 +304,7 @@ def row_from_record(kind: Kind, record: Any, seq: int) -> dict[str, Any]:
     """
     if not isinstance(record, dict):
         raise BadLine(f"line is JSON {type(record).__name__}, not an object")
-    cls = envelope_class(kind)
+    cls: Any = envelope_class(kind)
     try:
         envelope = cls.from_dict(record)
         _check_envelope_types(kind, envelope)
@@ -381,81 +408,98 @@ class EnvelopeBuilder:
         # the per-field object.__setattr__ and __post_init__ (timestamps are already UTC).
         self._direct = not hasattr(self._cls, "__slots__") and dataclasses.is_dataclass(self._cls)
 
-    def _ref(self, d: dict[str, Any]) -> EntityRef:
-        key = (d["ref_type"], d["value"], d["platform"], d["label"], d["schema_version"])
-        ref = self._refs.get(key)
-        if ref is None:
-            ref = EntityRef(*key)
-            if len(self._refs) < 1_000_000:
-                self._refs[key] = ref
-        return ref
+    def _refs_per_row(self, column: pa.ChunkedArray | pa.Array) -> list[tuple[EntityRef, ...]]:
+        """One tuple of EntityRef per row; equal refs share one object."""
+        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        n = len(arr)
+        if n == 0:
+            return []
+        offsets = arr.offsets.to_pylist()
+        flat = arr.flatten()  # honours the slice offset
+        base = offsets[0]
+        if len(flat) == 0:
+            return [()] * n
+        fields = [flat.field(name).to_pylist() for name in REF_FIELDS]
+        cache = self._refs
+        refs = []
+        for key in zip(*fields, strict=True):
+            ref = cache.get(key)
+            if ref is None:
+                ref = EntityRef(*key)
+                if len(cache) < 1_000_000:
+                    cache[key] = ref
+            refs.append(ref)
+        empty: tuple[EntityRef, ...] = ()
+        return [tuple(refs[offsets[i] - base : offsets[i + 1] - base]) if offsets[i + 1] > offsets[i] else empty for i in range(n)]
 
     def build(self, batch: pa.RecordBatch | pa.Table) -> list[Any]:
+        """Envelopes of every row, in row order."""
         n = batch.num_rows
         if n == 0:
             return []
-        col = batch.column
         names = batch.schema.names
-        ids = col(names.index(self.kind.id_field)).to_pylist()
-        micros = col(names.index("timestamp")).cast(pa.int64()).to_pylist()
-        payloads = col(names.index("payload")).to_pylist()
-        versions = col(names.index("schema_version")).to_pylist()
-        refs_col = col(names.index("entity_refs")).to_pylist()
-        traces = col(names.index("trace")).to_pylist()
+
+        def col(name: str) -> list[Any]:
+            return batch.column(names.index(name)).to_pylist()
+
+        ids = col(self.kind.id_field)
+        micros = batch.column(names.index("timestamp")).cast(pa.int64()).to_pylist()
+        payloads = col("payload")
+        versions = col("schema_version")
+        refs = self._refs_per_row(batch.column(names.index("entity_refs")))
+        traces = col("trace")
         loads = orjson.loads
-        ref = self._ref
         epoch = EPOCH
         td = timedelta
         trace_from = TraceContext.from_dict
+        cls = self._cls
+        new = object.__new__
+        set_dict = object.__setattr__
+        direct = self._direct
         out: list[Any] = []
         append = out.append
-        direct = self._direct
-        new = object.__new__
-        cls = self._cls
         if self.kind is SIGNALS:
-            first = col(names.index("source")).to_pylist()
-            second = col(names.index("payload_type")).to_pylist()
-            raws = col(names.index("raw")).to_pylist()
+            sources = col("source")
+            types = col("payload_type")
+            raws = col("raw")
             for i in range(n):
-                refs = tuple([ref(r) for r in refs_col[i]]) if refs_col[i] else ()
                 t = traces[i]
                 raw = raws[i]
                 fields = {
                     "signal_id": ids[i],
-                    "timestamp": epoch + td(microseconds=micros[i]),
-                    "source": first[i],
-                    "payload_type": second[i],
+                    "timestamp": epoch + td(0, 0, micros[i]),
+                    "source": sources[i],
+                    "payload_type": types[i],
                     "payload": loads(payloads[i]),
                     "schema_version": versions[i],
-                    "entity_refs": refs,
+                    "entity_refs": refs[i],
                     "trace": None if t is None else trace_from(loads(t)),
                     "raw": None if raw is None else loads(raw),
                 }
                 if direct:
-                    obj = new(cls)
-                    obj.__dict__.update(fields)
+                    obj: Any = new(cls)
+                    set_dict(obj, "__dict__", fields)
                     append(obj)
                 else:
                     append(cls(**fields))
         else:
-            first = col(names.index("emission_type")).to_pylist()
-            second = col(names.index("caused_by")).to_pylist()
+            types = col("emission_type")
+            causes = col("caused_by")
             for i in range(n):
-                refs = tuple([ref(r) for r in refs_col[i]]) if refs_col[i] else ()
                 t = traces[i]
                 fields = {
                     "emission_id": ids[i],
-                    "timestamp": epoch + td(microseconds=micros[i]),
-                    "emission_type": first[i],
+                    "timestamp": epoch + td(0, 0, micros[i]),
+                    "emission_type": types[i],
                     "payload": loads(payloads[i]),
-                    "caused_by": second[i],
+                    "caused_by": causes[i],
                     "schema_version": versions[i],
                     "trace": None if t is None else trace_from(loads(t)),
-                    "entity_refs": refs,
+                    "entity_refs": refs[i],
                 }
                 if direct:
                     obj = new(cls)
-                    obj.__dict__.update(fields)
+                    set_dict(obj, "__dict__", fields)
                     append(obj)
                 else:
                     append(cls(**fields))

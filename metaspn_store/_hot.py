@@ -221,7 +221,7 @@ class HotTier:
         if bulk_files:
             con = self._connection()
             for day, path in bulk_files:
-                rel = con.sql(
+                rel = con.sql(  # noqa: S608 - only an int code is formatted in; the path is bound
                     f"SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, "
                     f"{code_for(day, HOT)}::UINTEGER AS code FROM ("
                     "SELECT id FROM read_json($path, format = 'newline_delimited', columns = $columns, "
@@ -234,10 +234,12 @@ class HotTier:
             con = self._connection()
             combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
             # First write wins: cold before hot of the same day, earlier day first (codes order so).
-            rel = con.sql(
-                "SELECT hi, lo, min(code) AS code FROM combined GROUP BY hi, lo ORDER BY hi, lo"
-            )
-            index.load_sorted(rel.to_arrow_table())
+            con.register("id_digests", combined)
+            try:
+                rel = con.sql("SELECT hi, lo, min(code) AS code FROM id_digests GROUP BY hi, lo ORDER BY hi, lo")
+                index.load_sorted(rel.to_arrow_table())
+            finally:
+                con.unregister("id_digests")
         self._index = index
         self._indexed = stats
 

@@ -79,7 +79,7 @@ class IdIndex:
 
     def _merge(self) -> None:
         merged = sorted(
-            [*zip(self._hi, self._lo, self._code), *((hi, lo, c) for (hi, lo), c in self._recent.items())]
+            [*zip(self._hi, self._lo, self._code, strict=True), *((hi, lo, c) for (hi, lo), c in self._recent.items())]
         )
         self._hi = array("Q", (m[0] for m in merged))
         self._lo = array("Q", (m[1] for m in merged))

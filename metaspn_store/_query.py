@@ -68,6 +68,9 @@ class Filter:
 
     def payload_equals(self, key: str, expected: Any) -> bool:
         """Add ``payload.get(key) == expected`` when SQL can say it exactly; else return False."""
+        if not isinstance(expected, str) and expected is not None:
+            self.add("json_type(payload) = 'OBJECT'")
+            return False
         ptr = self.param(json_pointer(key))
         if isinstance(expected, str):
             self.add(
@@ -75,11 +78,8 @@ class Filter:
                 f"AND json_extract_string(payload, {ptr}) = {self.param(expected)}"
             )
             return True
-        if expected is None:
-            self.add(f"json_type(payload) = 'OBJECT' AND coalesce(json_type(payload, {ptr}), 'NULL') = 'NULL'")
-            return True
-        self.add("json_type(payload) = 'OBJECT'")
-        return False
+        self.add(f"json_type(payload) = 'OBJECT' AND coalesce(json_type(payload, {ptr}), 'NULL') = 'NULL'")
+        return True
 
     def sql(self) -> str:
         return " AND ".join(f"({c})" for c in self.clauses) if self.clauses else "TRUE"
@@ -93,7 +93,7 @@ class QueryEngine:
         kind: Kind,
         *,
         hot_table: Callable[[date], pa.Table | None],
-        hot_days: Callable[[], Sequence[date]],
+        hot_days: Callable[[], Any],
         cold_files: Callable[[date, date], dict[date, list[str]]],
         connection: Callable[[], duckdb.DuckDBPyConnection],
     ) -> None:

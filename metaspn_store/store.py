@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -147,8 +148,8 @@ class FileSystemStore:
             kind.name: QueryEngine(
                 kind,
                 hot_table=self._hot[kind.name].table,
-                hot_days=lambda k=kind: list(self._hot[k.name].days()),
-                cold_files=lambda first, last, k=kind: self._cold_files(k, first, last),
+                hot_days=self._hot[kind.name].days,
+                cold_files=partial(self._cold_files, kind),
                 connection=self._connection,
             )
             for kind in (SIGNALS, EMISSIONS)
@@ -185,7 +186,7 @@ class FileSystemStore:
         encoded = []
         for envelope in envelopes:
             record_id, ts, record = _codec.encode(kind, envelope)
-            encoded.append((record_id, ts.date(), _codec.dumps_line(record)))
+            encoded.append((record_id, ts.date(), _codec.dumps_line(record, f"{kind.label} {record_id!r}")))
         hot = self._hot[kind.name]
         results: list[Path | None] = [None] * len(encoded)
         with hot.write_lock.hold():
@@ -625,12 +626,10 @@ class FileSystemStore:
         )
         order = "__score DESC, timestamp DESC, signal_id DESC"
         if unique_by_entity:
-            post = (
-                "SELECT * EXCLUDE (__score, __entity) FROM ({inner}) "
-                f"QUALIFY row_number() OVER (PARTITION BY __entity ORDER BY {order}) = 1 ORDER BY {order}"
-            )
+            qualify = f"QUALIFY row_number() OVER (PARTITION BY __entity ORDER BY {order}) = 1"
+            post = f"SELECT * EXCLUDE (__score, __entity) FROM ({{inner}}) {qualify} ORDER BY {order}"  # noqa: S608
         else:
-            post = "SELECT * EXCLUDE (__score, __entity) FROM ({inner}) " f"ORDER BY {order}"
+            post = f"SELECT * EXCLUDE (__score, __entity) FROM ({{inner}}) ORDER BY {order}"  # noqa: S608
         engine = self._engines["signals"]
         table = engine.select(
             start,
@@ -874,7 +873,8 @@ class FileSystemStore:
         unresolved: list[SignalEnvelope], now: datetime, expires_at_field: str
     ) -> tuple[list[SignalEnvelope], list[SignalEnvelope]]:
         now_utc = ensure_utc(now)
-        pending, expired = [], []
+        pending: list[SignalEnvelope] = []
+        expired: list[SignalEnvelope] = []
         for signal in unresolved:
             expires_at = (
                 _parse_datetime(signal.payload.get(expires_at_field)) if isinstance(signal.payload, dict) else None
