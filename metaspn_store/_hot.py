@@ -169,6 +169,12 @@ class HotTier:
             _, old = self._cache.popitem(last=False)
             total -= old.nbytes
 
+    def inode(self, day: date) -> int | None:
+        """Inode of the cached hot file of ``day`` (the file the rows came from)."""
+        with self._lock:
+            part = self._cache.get(day)
+            return part.inode if part else None
+
     def bad_lines(self, day: date) -> list[BadLineReport]:
         self.table(day)
         with self._lock:

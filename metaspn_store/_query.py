@@ -96,8 +96,10 @@ class QueryEngine:
         hot_days: Callable[[], Any],
         cold_files: Callable[[date, date], dict[date, list[str]]],
         connection: Callable[[], duckdb.DuckDBPyConnection],
+        version: Callable[[], Any] = lambda: 0,
     ) -> None:
         self.kind = kind
+        self._version = version
         self._hot_table = hot_table
         self._hot_days = hot_days
         self._cold_files = cold_files
@@ -112,23 +114,36 @@ class QueryEngine:
         days = {d for d in self._hot_days() if first <= d <= last} | set(cold)
         return sorted(days), cold
 
-    def _day_table(self, day: date, cold: dict[date, list[str]]) -> pa.Table | None:
-        """Rows of one day from both tiers, with day and tier columns, cold rows first."""
-        parts = []
-        files = cold.get(day)
-        if files:
-            con = self._connection()
-            cold_table = con.sql(
-                "SELECT * EXCLUDE (day) FROM read_parquet($files, hive_partitioning = false) ORDER BY seq",
-                params={"files": files},
-            ).to_arrow_table()
-            parts.append(_with_position(cold_table.select(self._schema.names).cast(self._schema), day, 0))
-        hot = self._hot_table(day)
-        if hot is not None and hot.num_rows:
-            parts.append(_with_position(hot, day, 1))
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    def _day_table(self, day: date, cold: dict[date, list[str]] | None = None) -> pa.Table | None:
+        """Rows of one day from both tiers, with day and tier columns, cold rows first.
+
+        Hot rows are read before the manifest, and the read is retried if a compaction committed
+        in between, so a day is never seen in both tiers or in neither.
+        """
+        for _attempt in range(20):
+            before = self._version()
+            hot = self._hot_table(day)
+            files = self._cold_files(day, day).get(day)
+            parts = []
+            try:
+                if files:
+                    con = self._connection()
+                    cold_table = con.sql(
+                        "SELECT * FROM read_parquet($files, hive_partitioning = false)",
+                        params={"files": files},
+                    ).to_arrow_table()
+                    cold_table = cold_table.select(self._schema.names).cast(self._schema).sort_by("seq")
+                    parts.append(_with_position(cold_table, day, 0))
+            except (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError):
+                continue  # a compaction replaced the files we listed: read again
+            if self._version() != before:
+                continue
+            if hot is not None and hot.num_rows:
+                parts.append(_with_position(hot, day, 1))
+            if not parts:
+                return None
+            return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        raise QueryError(f"{self.kind.name} of {day} kept changing under concurrent compactions; try again")
 
     def _window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
         start_utc, end_utc = ensure_utc(start), ensure_utc(end)

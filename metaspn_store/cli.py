@@ -81,6 +81,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Compact closed days into Parquet; safe to run from cron."""
+    from metaspn_store import FileSystemStore
+
+    workspace = Path(args.workspace)
+    if not (workspace / "store").is_dir():
+        raise ValueError(f"{workspace} is not a metaspn-store workspace (no store/ folder)")
+    before = date.fromisoformat(args.before) if args.before else None
+    store = FileSystemStore(workspace)
+    report = store.compact(before=before, dry_run=args.dry_run, wait=not args.no_wait)
+    _emit(args, report.to_dict(), [report.summary()])
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """List unreadable lines per hot file; exit 1 when there are any."""
+    from metaspn_store import FileSystemStore
+
+    workspace = Path(args.workspace)
+    if not (workspace / "store").is_dir():
+        raise ValueError(f"{workspace} is not a metaspn-store workspace (no store/ folder)")
+    problems = FileSystemStore(workspace).verify()
+    document = {"problems": [p.__dict__ for p in problems], "count": len(problems)}
+    human = [f"{p.path}:{p.line}: {p.reason}" for p in problems] or ["no problems found"]
+    _emit(args, document, human)
+    return 1 if problems else 0
+
+
 def _entity(signal: Any) -> str | None:
     if not signal.entity_refs:
         return None
@@ -105,6 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="sample generator seed (default: %(default)s)")
     demo.add_argument("--json", action="store_true", help="print one JSON document")
     demo.set_defaults(func=cmd_demo)
+    compact = sub.add_parser(
+        "compact",
+        help="turn closed days into Parquet (cron-safe, idempotent)",
+        description="Example: metaspn-store compact /srv/workspace --json",
+    )
+    compact.add_argument("workspace", help="workspace folder (the one holding store/)")
+    compact.add_argument("--before", help="compact days strictly before YYYY-MM-DD (default: yesterday, UTC)")
+    compact.add_argument("--dry-run", action="store_true", help="report what would be compacted, change nothing")
+    compact.add_argument("--no-wait", action="store_true", help="exit at once if another compaction is running")
+    compact.add_argument("--json", action="store_true", help="print one JSON report (for cron logs)")
+    compact.set_defaults(func=cmd_compact)
+    verify = sub.add_parser(
+        "verify",
+        help="list lines of the hot tier that are not readable records",
+        description="Example: metaspn-store verify /srv/workspace",
+    )
+    verify.add_argument("workspace", help="workspace folder (the one holding store/)")
+    verify.add_argument("--json", action="store_true", help="print one JSON document")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 

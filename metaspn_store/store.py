@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -26,16 +28,19 @@ from typing import Any, Literal
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope
 
 from metaspn_store import _codec
 from metaspn_store._codec import ensure_utc
-from metaspn_store._hot import COLD, HotTier, decode_code
+from metaspn_store._cold import ColdTier, CompactionReport, compact_day
+from metaspn_store._hot import COLD, BadLineWarning, HotTier, code_for, decode_code
 from metaspn_store._index import digest
 from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
-from metaspn_store._parse import new_connection
+from metaspn_store._locks import ProcessLock
+from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import Filter, QueryEngine, json_pointer
-from metaspn_store.errors import DuplicateEventError
+from metaspn_store.errors import DuplicateEventError, StoreLockedError
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
 Durability = Literal["flush", "fsync"]
@@ -144,13 +149,16 @@ class FileSystemStore:
             )
             for kind in (SIGNALS, EMISSIONS)
         }
+        self._cold = {kind.name: ColdTier(self._layout, kind) for kind in (SIGNALS, EMISSIONS)}
+        self._compact_lock = ProcessLock(self._layout.lock_file("compact"))
         self._engines = {
             kind.name: QueryEngine(
                 kind,
-                hot_table=self._hot[kind.name].table,
+                hot_table=partial(self._hot_table, kind),
                 hot_days=self._hot[kind.name].days,
                 cold_files=partial(self._cold_files, kind),
                 connection=self._connection,
+                version=self._cold[kind.name].version,
             )
             for kind in (SIGNALS, EMISSIONS)
         }
@@ -165,11 +173,101 @@ class FileSystemStore:
         return con
 
     def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
-        """Parquet files per day of the cold tier (none until the compactor exists)."""
-        return {}
+        """Parquet files per day of the cold tier, as the manifest lists them."""
+        return self._cold[kind.name].files(first, last)
+
+    def _hot_table(self, kind: Kind, day: date) -> pa.Table | None:
+        """Hot rows of a day that the cold tier does not already hold (read before the manifest)."""
+        hot = self._hot[kind.name]
+        table = hot.table(day)
+        if table is None or table.num_rows == 0:
+            return table
+        claimed = self._cold[kind.name].claimed_hot_lines(day)
+        if claimed is not None and claimed[0] == hot.inode(day):
+            table = table.filter(pc.greater_equal(table.column("seq"), claimed[1]))
+        return table
 
     def _cold_ids(self, kind: Kind) -> pa.Table | None:
-        return None
+        files = self._cold[kind.name].all_files()
+        if not files:
+            return None
+        by_day: dict[date, list[str]] = {}
+        for day, path in files:
+            by_day.setdefault(day, []).append(path)
+        con = self._connection()
+        parts = []
+        for day, paths in by_day.items():
+            parts.append(
+                con.sql(
+                    f"SELECT md5_number_upper({kind.id_field}) AS hi, md5_number_lower({kind.id_field}) AS lo, "  # noqa: S608
+                    f"{code_for(day, COLD)}::UINTEGER AS code FROM read_parquet($files)",
+                    params={"files": paths},
+                ).to_arrow_table()
+            )
+        return pa.concat_tables(parts)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def verify(self) -> list[BadLineReport]:
+        """Every hot line that is not a readable record (file, 1-based line, reason).
+
+        Such lines are skipped by every read (with a ``BadLineWarning``) and kept aside in
+        ``store/quarantine/`` by the compactor.
+        """
+        problems: list[BadLineReport] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BadLineWarning)
+            for kind in (SIGNALS, EMISSIONS):
+                hot = self._hot[kind.name]
+                for day in hot.days():
+                    problems.extend(hot.bad_lines(day))
+        return problems
+
+    def compact(
+        self,
+        *,
+        before: date | None = None,
+        dry_run: bool = False,
+        wait: bool = True,
+        grace_days: int = 1,
+    ) -> CompactionReport:
+        """Turn every hot day strictly before ``before`` into Parquet (cold tier).
+
+        ``before`` defaults to today (UTC) minus ``grace_days``, so today and the day that just
+        closed stay hot. Late lines for already-compacted days are merged into that day's file.
+        Idempotent: a second run on an unchanged store does nothing and reports no days.
+        ``wait=False`` returns a report with ``skipped`` set if another compaction is running.
+        Readers and writers keep working throughout; each day is committed atomically.
+        """
+        cutoff = before or (datetime.now(timezone.utc).date() - timedelta(days=grace_days))
+        report = CompactionReport(before=cutoff.isoformat(), dry_run=dry_run)
+        started = time.perf_counter()
+        try:
+            with self._compact_lock.hold(blocking=wait):
+                for kind in (SIGNALS, EMISSIONS):
+                    hot = self._hot[kind.name]
+                    cold = self._cold[kind.name]
+                    days = [d for d in hot.days() if d < cutoff]
+                    for day in days:
+                        with hot.write_lock.hold():
+                            index = hot.index(partial(self._cold_ids, kind))
+                            day_report = compact_day(
+                                cold=cold,
+                                hot=hot,
+                                day=day,
+                                index=index,
+                                connection=self._connection(),
+                                quarantine_dir=self._layout.store_root / "quarantine",
+                                dry_run=dry_run,
+                            )
+                        if day_report is not None:
+                            report.days.append(day_report)
+                    if not dry_run:
+                        cold.remove_unlisted()
+        except StoreLockedError:
+            report.skipped = "another compaction is running on this workspace"
+        report.seconds = round(time.perf_counter() - started, 4)
+        return report
 
     def _location(self, kind: Kind, code: int) -> Path:
         day, tier = decode_code(code)
