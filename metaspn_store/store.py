@@ -167,9 +167,11 @@ class FileSystemStore:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         con = getattr(self._local, "con", None)
-        if con is None:
+        # A connection inherited through fork() is not usable in the child: open a new one.
+        if con is None or getattr(self._local, "pid", None) != os.getpid():
             con = new_connection(self._threads, self._memory_limit)
             self._local.con = con
+            self._local.pid = os.getpid()
         return con
 
     def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
