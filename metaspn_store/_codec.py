@@ -289,6 +289,47 @@ def dumps_json(value: Any) -> str:
 # --------------------------------------------------------------------------- read side
 
 
+_TRACE_KEYS = frozenset(
+    ("trace_id", "caused_by", "provenance", "redactions", "metadata", "privacy_mode", "schema_version")
+)
+
+
+def trace_from_json(data: Any, *, strict: bool = False) -> TraceContext | None:
+    """TraceContext from its JSON dict without the reflective from_dict when the shape is exact.
+
+    With ``strict`` returns None instead of falling back when the shape is not exact.
+    """
+    if (
+        isinstance(data, dict)
+        and data.keys() <= _TRACE_KEYS
+        and isinstance(data.get("trace_id"), str)
+        and all(isinstance(x, str) for x in data.get("caused_by", ()))
+        and isinstance(data.get("caused_by", ()), list | tuple)
+        and all(isinstance(x, str) for x in data.get("redactions", ()))
+        and isinstance(data.get("redactions", ()), list | tuple)
+        and isinstance(data.get("metadata", {}), dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("metadata", {}).items())
+        and isinstance(data.get("privacy_mode", False), bool)
+        and isinstance(data.get("provenance"), str | None)
+        and isinstance(data.get("schema_version", ""), str)
+    ):
+        return TraceContext(
+            trace_id=data["trace_id"],
+            caused_by=tuple(data.get("caused_by", ())),
+            provenance=data.get("provenance"),
+            redactions=tuple(data.get("redactions", ())),
+            metadata=dict(data.get("metadata", {})),
+            privacy_mode=data.get("privacy_mode", False),
+            schema_version=data.get("schema_version", _TRACE_DEFAULT_VERSION),
+        )
+    if strict:
+        return None
+    return TraceContext.from_dict(data)
+
+
+_TRACE_DEFAULT_VERSION = TraceContext.__dataclass_fields__["schema_version"].default
+
+
 class BadLine(Exception):
     """A line that is not a readable record; carries the reason for the warning."""
 
@@ -451,7 +492,7 @@ class EnvelopeBuilder:
         loads = orjson.loads
         epoch = EPOCH
         td = timedelta
-        trace_from = TraceContext.from_dict
+        trace_from = trace_from_json
         cls = self._cls
         new = object.__new__
         set_dict = object.__setattr__

@@ -23,14 +23,12 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from metaspn_schemas import TraceContext
 
-from metaspn_store._codec import BadLine, row_from_line, rows_to_table, schema_for
+from metaspn_store._codec import BadLine, row_from_line, rows_to_table, schema_for, trace_from_json
 from metaspn_store._layout import SIGNALS, Kind
 
 # Below this many bytes a chunk is parsed line by line in Python (no DuckDB round trip).
 BULK_THRESHOLD = 256 * 1024
-_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r\f\v]*\n")
 _TS_CANONICAL = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 _REF_JSON_SCHEMA = (
     '[{"ref_type":"VARCHAR","value":"VARCHAR","platform":"VARCHAR","label":"VARCHAR","schema_version":"VARCHAR"}]'
@@ -80,7 +78,6 @@ def _bulk_sql(kind: Kind) -> str:
                 AND json_type(timestamp) = 'VARCHAR'
                 AND regexp_full_match(timestamp->>'$', '{_TS_CANONICAL}')
                 AND TRY_CAST(timestamp->>'$' AS TIMESTAMPTZ) IS NOT NULL
-                AND payload IS NOT NULL
                 AND json_type(schema_version) = 'VARCHAR'
                 AND json_type(entity_refs) = 'ARRAY'
                 AND coalesce(list_bool_and(list_transform(
@@ -89,7 +86,8 @@ def _bulk_sql(kind: Kind) -> str:
                              AND r.schema_version IS NOT NULL)), true)
                 AND (trace IS NULL OR json_type(trace) = 'OBJECT')
                 {specific[1]}
-            ) IS TRUE AS ok
+            ) IS TRUE AS ok_rest,
+            payload IS NOT NULL AS has_payload
         FROM read_json(
             $path, format = 'newline_delimited', columns = $columns,
             ignore_errors = true, maximum_object_size = 268435456
@@ -177,13 +175,16 @@ def parse_chunk(
     reads it in place instead of copying). Returns (rows, bad lines, number of lines consumed).
     """
     n_lines = data.count(b"\n")
-    if len(data) < BULK_THRESHOLD or _has_blank_line(data):
-        lines = data.split(b"\n")[:-1]
-        rows, bad = parse_lines_exact(kind, lines, first_line, path)
-        return rows_to_table(kind, rows), bad, n_lines
+    if len(data) < BULK_THRESHOLD:
+        return _exact(kind, data, first_line, path, n_lines)
+    table = None
     if whole_file is not None:
         table = _bulk(kind, con, whole_file)
-    else:
+        # DuckDB read the live file: rows past our last newline belong to later appends. Blank
+        # lines give no row, so check that row n-1 really is our last line before trusting seq.
+        if table.num_rows < n_lines or not _last_row_matches(kind, table, n_lines, data):
+            table = None
+    if table is None:
         with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
             handle.write(data)
             tmp = handle.name
@@ -191,31 +192,42 @@ def parse_chunk(
             table = _bulk(kind, con, Path(tmp))
         finally:
             os.unlink(tmp)
-    if table.num_rows < n_lines:
-        # DuckDB skipped something we cannot place: read every line exactly instead.
-        rows, bad = parse_lines_exact(kind, data.split(b"\n")[:-1], first_line, path)
-        return rows_to_table(kind, rows), bad, n_lines
-    # Rows beyond n_lines were appended after we sampled the file: the next refresh reads them.
+        if table.num_rows != n_lines:
+            # Blank lines (no DuckDB row) make positions ambiguous: read every line exactly.
+            return _exact(kind, data, first_line, path, n_lines)
     table = table.slice(0, n_lines)
     seq = pa.array(range(first_line, first_line + n_lines), pa.int64())
-    ok = table.column("ok")
-    table = table.drop_columns(["ok"]).append_column("seq", seq)
-    if pc.all(ok).as_py() and table.column("trace").null_count == table.num_rows:
+    ok_rest = table.column("ok_rest")
+    has_payload = table.column("has_payload")
+    table = table.drop_columns(["ok_rest", "has_payload"]).append_column("seq", seq)
+    if pc.all(ok_rest).as_py() and pc.all(has_payload).as_py() and _traces_ok(table.column("trace")):
         return table.cast(schema_for(kind)), [], n_lines
-    table, bad = _repair(kind, table, ok, data, first_line, path)
+    table, bad = _repair(kind, table, ok_rest, has_payload, data, first_line, path)
     return table, bad, n_lines
 
 
-def _has_blank_line(data: bytes) -> bool:
-    """Blank lines make DuckDB's rows and our line numbers disagree; such files take the exact path.
+def _exact(
+    kind: Kind, data: bytes, first_line: int, path: str, n_lines: int
+) -> tuple[pa.Table, list[BadLineReport], int]:
+    rows, bad = parse_lines_exact(kind, data.split(b"\n")[:-1], first_line, path)
+    return rows_to_table(kind, rows), bad, n_lines
 
-    Cheap substring probes first (memchr speed); the regex only runs when one of them hits.
-    """
-    if data[:1] in (b"\n", b" ", b"\t", b"\r", b"\f", b"\v"):
+
+def _last_row_matches(kind: Kind, table: pa.Table, n_lines: int, data: bytes) -> bool:
+    last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+    try:
+        record = orjson.loads(last_line)
+    except orjson.JSONDecodeError:
+        return bool(table.column("ok_rest")[n_lines - 1].as_py() is False)
+    if not isinstance(record, dict):
+        return bool(table.column("ok_rest")[n_lines - 1].as_py() is False)
+    return bool(table.column(kind.id_field)[n_lines - 1].as_py() == record.get(kind.id_field))
+
+
+def _traces_ok(column: pa.ChunkedArray) -> bool:
+    if column.null_count == len(column):
         return True
-    if not any(probe in data for probe in (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\f", b"\n\v")):
-        return False
-    return _BLANK_LINE.search(data) is not None
+    return all(_trace_ok(t) for t in column.to_pylist() if t is not None)
 
 
 def _bulk(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
@@ -224,20 +236,48 @@ def _bulk(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
 
 
 def _repair(
-    kind: Kind, table: pa.Table, ok: pa.ChunkedArray, data: bytes, first_line: int, path: str
+    kind: Kind,
+    table: pa.Table,
+    ok_rest: pa.ChunkedArray,
+    has_payload: pa.ChunkedArray,
+    data: bytes,
+    first_line: int,
+    path: str,
 ) -> tuple[pa.Table, list[BadLineReport]]:
-    """Re-read the rows the bulk path could not vouch for through the exact path."""
-    ok_list = ok.to_pylist()
+    """Vouch for or re-read the rows the bulk path could not vouch for.
+
+    A JSON ``null`` payload and a missing one both arrive as SQL NULL; the line tells them apart
+    (null is a valid payload, missing is not). Everything else unusual takes the exact path.
+    """
+    ok_list = ok_rest.to_pylist()
+    payload_list = has_payload.to_pylist()
     traces = table.column("trace").to_pylist()
+    lines: list[bytes] | None = None
     redo: list[int] = []
-    for i, (good, trace) in enumerate(zip(ok_list, traces, strict=True)):
-        if not good:
+    null_payload: list[int] = []
+    for i in range(table.num_rows):
+        if not ok_list[i] or (traces[i] is not None and not _trace_ok(traces[i])):
             redo.append(i)
-        elif trace is not None and not _trace_ok(trace):
-            redo.append(i)
+        elif not payload_list[i]:
+            if lines is None:
+                lines = data.split(b"\n")
+            record = orjson.loads(lines[i])
+            if isinstance(record, dict) and "payload" in record and record["payload"] is None:
+                null_payload.append(i)
+            else:
+                redo.append(i)
+    schema = schema_for(kind)
+    if null_payload:
+        is_null = pc.is_null(table.column("payload"))
+        table = table.set_column(
+            table.schema.get_field_index("payload"),
+            "payload",
+            pc.if_else(is_null, pa.scalar("null", pa.string()), table.column("payload")),
+        )
     if not redo:
-        return table.cast(schema_for(kind)), []
-    lines = data.split(b"\n")
+        return table.cast(schema), []
+    if lines is None:
+        lines = data.split(b"\n")
     keep_mask = [True] * table.num_rows
     for i in redo:
         keep_mask[i] = False
@@ -248,15 +288,14 @@ def _repair(
             fixed_rows.append(row_from_line(kind, lines[i], first_line + i))
         except BadLine as exc:
             bad.append(BadLineReport(path, first_line + i + 1, str(exc)))
-    kept = table.filter(pa.array(keep_mask)).cast(schema_for(kind))
-    fixed = rows_to_table(kind, fixed_rows)
-    merged = pa.concat_tables([kept, fixed]).sort_by("seq")
+    kept = table.filter(pa.array(keep_mask)).cast(schema)
+    merged = pa.concat_tables([kept, rows_to_table(kind, fixed_rows)]).sort_by("seq")
     return merged, bad
 
 
 def _trace_ok(text: str) -> bool:
+    """True when the trace JSON has exactly the shape TraceContext.to_dict writes."""
     try:
-        trace = TraceContext.from_dict(orjson.loads(text))
-    except Exception:  # noqa: BLE001 - anything from_dict rejects goes to the exact path
+        return trace_from_json(orjson.loads(text), strict=True) is not None
+    except Exception:  # noqa: BLE001 - anything unusual goes to the exact path
         return False
-    return isinstance(trace.trace_id, str)
