@@ -11,10 +11,9 @@ payload keys become RFC 6901 JSON pointers, which DuckDB takes as data.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -105,51 +104,116 @@ class QueryEngine:
         self._cold_files = cold_files
         self._connection = connection
         self._schema = schema_for(kind)
-        self._local = threading.local()
 
     # ------------------------------------------------------------------ relations
-
-    def _days(self, first: date, last: date) -> tuple[list[date], dict[date, list[str]]]:
-        cold = self._cold_files(first, last)
-        days = {d for d in self._hot_days() if first <= d <= last} | set(cold)
-        return sorted(days), cold
-
-    def _day_table(self, day: date, cold: dict[date, list[str]] | None = None) -> pa.Table | None:
-        """Rows of one day from both tiers, with day and tier columns, cold rows first.
-
-        Hot rows are read before the manifest, and the read is retried if a compaction committed
-        in between, so a day is never seen in both tiers or in neither.
-        """
-        for _attempt in range(20):
-            before = self._version()
-            hot = self._hot_table(day)
-            files = self._cold_files(day, day).get(day)
-            parts = []
-            try:
-                if files:
-                    con = self._connection()
-                    cold_table = con.sql(
-                        "SELECT * FROM read_parquet($files, hive_partitioning = false)",
-                        params={"files": files},
-                    ).to_arrow_table()
-                    cold_table = cold_table.select(self._schema.names).cast(self._schema).sort_by("seq")
-                    parts.append(_with_position(cold_table, day, 0))
-            except (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError):
-                continue  # a compaction replaced the files we listed: read again
-            if self._version() != before:
-                continue
-            if hot is not None and hot.num_rows:
-                parts.append(_with_position(hot, day, 1))
-            if not parts:
-                return None
-            return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        raise QueryError(f"{self.kind.name} of {day} kept changing under concurrent compactions; try again")
 
     def _window(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
         start_utc, end_utc = ensure_utc(start), ensure_utc(end)
         if end_utc < start_utc:
             raise ValueError("end must be greater than or equal to start")
         return start_utc, end_utc
+
+    def _snapshot(self, first: date, last: date) -> tuple[pa.Table | None, dict[date, list[str]], Any]:
+        """Hot rows and cold files of the days ``first..last`` as one consistent view.
+
+        Hot files are read before the manifest; a compaction committing in between changes the
+        manifest version, and the caller retries, so no day is seen in both tiers or in neither.
+        """
+        before = self._version()
+        hot_parts = []
+        for day in self._hot_days():
+            if first <= day <= last:
+                table = self._hot_table(day)
+                if table is not None and table.num_rows:
+                    hot_parts.append(_with_position(table, day, 1))
+        cold = self._cold_files(first, last)
+        hot = pa.concat_tables(hot_parts) if hot_parts else None
+        return hot, cold, before
+
+    def _run(
+        self,
+        build: Callable[[pa.Table | None, list[str]], tuple[str, dict[str, Any]]],
+        first: date,
+        last: date,
+        extra_tables: dict[str, pa.Table] | None = None,
+    ) -> pa.Table | None:
+        """Run ``build(hot, cold_files)``'s SQL on a consistent snapshot, retrying on compaction."""
+        con = self._connection()
+        last_error: Exception | None = None
+        for _attempt in range(20):
+            hot, cold, version = self._snapshot(first, last)
+            files = [f for day in sorted(cold) for f in cold[day]]
+            if hot is None and not files:
+                return None
+            query, params = build(hot, files)
+            try:
+                tables = dict(extra_tables or {})
+                if hot is not None:
+                    tables["hot_rows"] = hot
+                for name, table in tables.items():
+                    con.register(name, table)
+                try:
+                    result = con.sql(query, params=params).to_arrow_table()
+                finally:
+                    for name in tables:
+                        con.unregister(name)
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                last_error = exc  # a compaction replaced files we listed: read again
+                continue
+            except duckdb.Error as exc:
+                raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
+            if self._version() != version:
+                continue
+            return result
+        raise QueryError(f"{self.kind.name} kept changing under concurrent compactions; try again") from last_error
+
+    def _base_sql(
+        self, hot: pa.Table | None, files: list[str], params: dict[str, Any], *, exclude: bool = False
+    ) -> str:
+        """CTEs ``base`` (rows of both tiers with day/tier/seq) and ``firsts`` (first write per id).
+
+        The cold tier holds each id once (the compactor resolves duplicates), so only ids that
+        occur in hot rows can be duplicated; the check costs a scan of the hot ids only.
+        """
+        cols = ", ".join(self._schema.names)
+        parts = []
+        if files:
+            params["__files"] = files
+            parts.append(
+                f"SELECT {cols}, day, 0::TINYINT AS tier FROM read_parquet($__files, hive_partitioning = true, "
+                "hive_types = {'day': DATE})"
+            )
+        if hot is not None:
+            parts.append(f"SELECT {cols}, day, tier FROM hot_rows")
+        base = " UNION ALL ".join(parts)
+        idc = self.kind.id_field
+        if exclude:
+            # Duplicates across the days of a longer window, found once by the caller.
+            return f"""base AS ({base}),
+            firsts AS (
+                SELECT base.* FROM base LEFT JOIN window_dups w ON base.{idc} = w.dup_id
+                WHERE w.dup_id IS NULL OR w.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
+            )"""
+        if hot is None:
+            return f"base AS ({base}), firsts AS (SELECT * FROM base)"
+        cold_ids = (
+            f"UNION SELECT {idc} FROM read_parquet($__files) WHERE {idc} IN (SELECT {idc} FROM hot_rows)"
+            if files
+            else ""
+        )
+        return f"""base AS ({base}),
+            dup_ids AS (
+                SELECT {idc} AS dup_id FROM hot_rows GROUP BY {idc} HAVING count(*) > 1 {cold_ids}
+            ),
+            dups AS (
+                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
+                FROM base WHERE {idc} IN (SELECT dup_id FROM dup_ids) GROUP BY {idc}
+            ),
+            firsts AS (
+                SELECT base.* FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
+                WHERE dups.dup_id IS NULL
+                   OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
+            )"""
 
     # ------------------------------------------------------------------ queries
 
@@ -163,144 +227,79 @@ class QueryEngine:
         limit: int | None = None,
         extra_columns: str = "",
         post_sql: str | None = None,
+        columns: str = "*",
+        exclude: pa.Table | None = None,
     ) -> pa.Table:
-        """Rows in the window passing ``flt``, deduplicated, ordered by ``order``."""
+        """Rows in the window passing ``flt``, first write per id only, ordered by ``order``."""
         start_utc, end_utc = self._window(start, end)
-        days, cold = self._days(start_utc.date(), end_utc.date())
-        tables = [t for t in (self._day_table(d, cold) for d in days) if t is not None]
-        if not tables:
-            return self._schema.empty_table()
-        rows = pa.concat_tables(tables)
-        params = dict(flt.params)
-        params["__start"] = start_utc
-        params["__end"] = end_utc
-        idc = self.kind.id_field
-        inner = f"""
-            WITH base AS (SELECT * FROM rows),
-            dups AS (
-                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
-                FROM base GROUP BY {idc} HAVING count(*) > 1
-            ),
-            firsts AS (
-                SELECT base.* FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
-                WHERE dups.dup_id IS NULL
-                   OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
-            )
-            SELECT *{extra_columns} FROM firsts
-            WHERE timestamp BETWEEN $__start AND $__end AND {flt.sql()}
-        """
-        if post_sql is not None:
-            query = post_sql.replace("{inner}", inner)
-        else:
-            query = f"SELECT * FROM ({inner}) ORDER BY {order}"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
-        con = self._connection()
-        try:
-            con.register("rows", rows)
-            try:
-                return con.sql(query, params=params).to_arrow_table()
-            finally:
-                con.unregister("rows")
-        except duckdb.Error as exc:
-            raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
+
+        def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
+            params = dict(flt.params)
+            params["__start"] = start_utc
+            params["__end"] = end_utc
+            inner = f"""
+                WITH {self._base_sql(hot, files, params, exclude=exclude is not None)}
+                SELECT {columns}{extra_columns} FROM firsts
+                WHERE timestamp BETWEEN $__start AND $__end AND {flt.sql()}
+            """
+            if post_sql is not None:
+                query = post_sql.replace("{inner}", inner)
+            else:
+                query = f"SELECT * FROM ({inner}) ORDER BY {order}"
+            if limit is not None:
+                query += f" LIMIT {int(limit)}"
+            return query, params
+
+        extra = {"window_dups": exclude} if exclude is not None else None
+        table = self._run(build, start_utc.date(), end_utc.date(), extra)
+        return self._schema.empty_table() if table is None else table
+
+    def _window_duplicates(self, first: date, last: date) -> pa.Table | None:
+        """Ids stored more than once on the days ``first..last`` with their first position."""
+
+        def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
+            params: dict[str, Any] = {}
+            return f"WITH {self._base_sql(hot, files, params)} SELECT dup_id, first_pos FROM dups", params
+
+        hot, _cold, _version = self._snapshot(first, last)
+        if hot is None:
+            return None  # the cold tier holds every id once
+        table = self._run(build, first, last)
+        return table if table is not None and table.num_rows else None
 
     def envelopes(self, table: pa.Table) -> list[Any]:
         return EnvelopeBuilder(self.kind).build(table)
 
     def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 50_000) -> Iterator[Any]:
-        """Envelopes in (timestamp, append order), one day partition at a time (bounded memory)."""
+        """Envelopes in (timestamp, append order), one day at a time (bounded memory).
+
+        A record lives in its timestamp's day file, so day order is timestamp order. Each day's
+        rows are fetched whole before anything is yielded, so no DuckDB result stays open
+        while the caller runs.
+        """
         start_utc, end_utc = self._window(start, end)
-        days, cold = self._days(start_utc.date(), end_utc.date())
+        first, last = start_utc.date(), end_utc.date()
+        days = sorted({d for d in self._hot_days() if first <= d <= last} | set(self._cold_files(first, last)))
         builder = EnvelopeBuilder(self.kind)
+        dups = self._window_duplicates(first, last) if len(days) > 1 else None
         for day in days:
-            # A record lives in its timestamp's day file, so day order is timestamp order.
-            table = self._select_day(day, days, cold, start_utc, end_utc, flt)
+            table = self.select(
+                max(start_utc, _day_start(day)),
+                min(end_utc, _day_start(day) + _ONE_DAY - _ONE_US),
+                flt,
+                order="timestamp, day, tier, seq",
+                exclude=dups,
+            )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
 
-    def _select_day(
-        self,
-        day: date,
-        days: list[date],
-        cold: dict[date, list[str]],
-        start_utc: datetime,
-        end_utc: datetime,
-        flt: Filter,
-    ) -> pa.Table:
-        table = self._day_table(day, cold)
-        if table is None:
-            return self._schema.empty_table()
-        dups = self._cross_day_duplicates(days, cold)
-        params = dict(flt.params)
-        params["__start"] = start_utc
-        params["__end"] = end_utc
-        idc = self.kind.id_field
-        con = self._connection()
-        query = f"""
-            WITH local_dups AS (
-                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
-                FROM day_rows GROUP BY {idc} HAVING count(*) > 1
-            ),
-            all_dups AS (
-                SELECT dup_id, min(first_pos) AS first_pos FROM (
-                    SELECT * FROM local_dups UNION ALL SELECT dup_id, first_pos FROM cross_dups
-                ) GROUP BY dup_id
-            )
-            SELECT day_rows.* FROM day_rows LEFT JOIN all_dups ON day_rows.{idc} = all_dups.dup_id
-            WHERE (all_dups.dup_id IS NULL
-                   OR all_dups.first_pos = struct_pack(d := day_rows.day, t := day_rows.tier, s := day_rows.seq))
-              AND timestamp BETWEEN $__start AND $__end AND {flt.sql()}
-            ORDER BY timestamp, day, tier, seq
-        """
-        try:
-            con.register("day_rows", table)
-            con.register("cross_dups", dups)
-            try:
-                return con.sql(query, params=params).to_arrow_table()
-            finally:
-                con.unregister("day_rows")
-                con.unregister("cross_dups")
-        except duckdb.Error as exc:
-            raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
 
-    def _cross_day_duplicates(self, days: list[date], cold: dict[date, list[str]]) -> pa.Table:
-        """Ids present on more than one of ``days``, with the position of their first row."""
-        key = (tuple(days), tuple(sorted((d, tuple(f)) for d, f in cold.items())))
-        cached = getattr(self._local, "dups", None)
-        if cached is not None and cached[0] == key and cached[2] == self._hot_version(days):
-            return cached[1]
-        idc = self.kind.id_field
-        parts = []
-        for day in days:
-            t = self._day_table(day, cold)
-            if t is not None:
-                parts.append(t.select([idc, "day", "tier", "seq"]))
-        con = self._connection()
-        if parts:
-            ids = pa.concat_tables(parts)
-            con.register("id_rows", ids)
-            try:
-                dups = con.sql(
-                    f"SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos "
-                    f"FROM id_rows GROUP BY {idc} HAVING count(DISTINCT day) > 1"
-                ).to_arrow_table()
-            finally:
-                con.unregister("id_rows")
-        else:
-            dups = con.sql(
-                "SELECT NULL::VARCHAR AS dup_id, struct_pack(d := NULL::DATE, t := NULL::INTEGER, s := NULL::BIGINT) "
-                "AS first_pos WHERE false"
-            ).to_arrow_table()
-        self._local.dups = (key, dups, self._hot_version(days))
-        return dups
+_ONE_DAY = timedelta(days=1)
+_ONE_US = timedelta(microseconds=1)
 
-    def _hot_version(self, days: list[date]) -> tuple[int, ...]:
-        out = []
-        for d in days:
-            t = self._hot_table(d)
-            out.append(-1 if t is None else t.num_rows)
-        return tuple(out)
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
 def _with_position(table: pa.Table, day: date, tier: int) -> pa.Table:
