@@ -114,7 +114,9 @@ def from_micros(value: int) -> datetime:
 
 def iso_z(value: datetime) -> str:
     """The timestamp text metaspn-schemas writes: UTC ISO-8601 with a ``Z`` suffix."""
-    return ensure_utc(value).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = ensure_utc(value)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- write side
@@ -169,6 +171,52 @@ def _primitive(value: Any, record: str, path: str) -> Any:
     )
 
 
+_INF = float("inf")
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` is already what ``to_dict`` would produce and JSON holds exactly:
+    str/bool/None, finite floats, 64-bit ints, lists and str-keyed dicts of those.
+    Anything else (tuples, datetimes, dataclasses, NaN, ...) takes the slow converting path."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    if t is float:
+        return -_INF < value < _INF
+    if t is int:
+        return _INT64_MIN <= value <= _INT64_MAX
+    if t is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item):
+                return False
+        return True
+    if t is list:
+        for item in value:
+            if not _plain(item):
+                return False
+        return True
+    return False
+
+
+def _convert(value: Any, record: str, path: str) -> Any:
+    return value if _plain(value) else _primitive(value, record, path)
+
+
+_REF_CACHE: dict[Any, dict[str, Any]] = {}
+
+
+def _ref_dict(ref: EntityRef, record: str, path: str) -> dict[str, Any]:
+    try:
+        cached = _REF_CACHE.get(ref)
+    except TypeError:  # an unhashable field value: convert without the cache
+        return _primitive(ref, record, path)
+    if cached is None:
+        cached = _primitive(ref, record, path)
+        if len(_REF_CACHE) < 100_000:
+            _REF_CACHE[ref] = cached
+    return cached
+
+
 def _required_str(value: Any, record: str, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidRecordError(
@@ -198,7 +246,7 @@ def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
             record_id=record_id,
             field="timestamp",
         )
-    ts = ensure_utc(timestamp)
+    ts = timestamp if timestamp.tzinfo is UTC else ensure_utc(timestamp)
     refs = []
     for i, ref in enumerate(envelope.entity_refs or ()):
         if not isinstance(ref, EntityRef):
@@ -207,7 +255,7 @@ def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
                 record_id=record_id,
                 field=f"entity_refs[{i}]",
             )
-        refs.append(_primitive(ref, label, f"entity_refs[{i}]"))
+        refs.append(_ref_dict(ref, label, f"entity_refs[{i}]"))
     trace = envelope.trace
     trace_out = None
     if trace is not None:
@@ -218,7 +266,7 @@ def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
                 field="trace",
             )
         trace_out = _primitive(trace, label, "trace")
-    payload = _primitive(envelope.payload, label, "payload")
+    payload = _convert(envelope.payload, label, "payload")
     if kind is SIGNALS:
         raw = envelope.raw
         if raw is not None and not isinstance(raw, dict):
@@ -234,7 +282,7 @@ def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
             "schema_version": envelope.schema_version,
             "entity_refs": refs,
             "trace": trace_out,
-            "raw": _primitive(raw, label, "raw"),
+            "raw": _convert(raw, label, "raw"),
         }
     else:
         out = {

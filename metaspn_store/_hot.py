@@ -82,7 +82,9 @@ class HotTier:
         self.write_lock = ProcessLock(layout.lock_file(kind.name))
         # id index state
         self._index: IdIndex | None = None
-        self._indexed: dict[Path, tuple[int, int]] = {}  # path -> (inode, offset)
+        self._indexed: dict[date, tuple[int, int]] = {}  # day -> (inode, offset indexed up to)
+        self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
+        self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
         self._dir_mtime: int = -1
         self._known_files: dict[date, Path] = {}
 
@@ -191,8 +193,7 @@ class HotTier:
         """The id index, brought up to date with every complete line on disk."""
         if self._index is None:
             self._build_index(cold_ids)
-        else:
-            self._refresh_index()
+        self._refresh_index()
         assert self._index is not None
         return self._index
 
@@ -205,7 +206,7 @@ class HotTier:
         files = self.days()
         self._dir_mtime = _mtime(self.dir)
         self._known_files = files
-        stats: dict[Path, tuple[int, int]] = {}
+        stats: dict[date, tuple[int, int]] = {}
         parts: list[pa.Table] = []
         cold = cold_ids()
         if cold is not None and cold.num_rows:
@@ -219,7 +220,7 @@ class HotTier:
             with open(path, "rb") as handle:
                 data = handle.read(st.st_size)
             cut = data.rfind(b"\n") + 1
-            stats[path] = (st.st_ino, cut)
+            stats[day] = (st.st_ino, cut)
             if cut >= BULK_THRESHOLD:
                 bulk_files.append((day, path))
             elif cut:
@@ -250,20 +251,25 @@ class HotTier:
         self._indexed = stats
 
     def _refresh_index(self) -> None:
+        """Index complete lines appended by anyone since we last looked (call under write_lock)."""
         assert self._index is not None
         mtime = _mtime(self.dir)
         if mtime != self._dir_mtime:
             self._known_files = self.days()
             self._dir_mtime = mtime
+        seen: dict[date, tuple[int, int]] = {}
         for day, path in self._known_files.items():
             try:
                 st = os.stat(path)
             except FileNotFoundError:
+                self._indexed.pop(day, None)
                 continue
-            inode, offset = self._indexed.get(path, (st.st_ino, 0))
+            seen[day] = (st.st_ino, st.st_size)
+            inode, offset = self._indexed.get(day, (st.st_ino, 0))
             if inode != st.st_ino:
                 offset = 0
             if st.st_size <= offset:
+                self._indexed[day] = (st.st_ino, offset)
                 continue
             with open(path, "rb") as handle:
                 handle.seek(offset)
@@ -273,45 +279,71 @@ class HotTier:
                 code = code_for(day, HOT)
                 for record_id in _ids_from_lines(data[:cut], self.kind.id_field):
                     self._index.add(digest(record_id), code)
-            self._indexed[path] = (st.st_ino, offset + cut)
+            self._indexed[day] = (st.st_ino, offset + cut)
+        self._stats = seen
 
     # ------------------------------------------------------------------ appends (call under write_lock)
 
+    def _append_fd(self, day: date, path: Path) -> tuple[int, int, int]:
+        """(fd, inode, size) of the day file, reusing an open descriptor while the file is the same."""
+        known = self._stats.get(day)
+        cached = self._fds.get(day)
+        if cached is not None and known is not None and cached[1] == known[0]:
+            return cached[0], known[0], known[1]
+        if cached is not None:
+            os.close(cached[0])
+            del self._fds[day]
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        if len(self._fds) >= 32:
+            old_day, (old_fd, _) = next(iter(self._fds.items()))
+            os.close(old_fd)
+            del self._fds[old_day]
+        self._fds[day] = (fd, st.st_ino)
+        return fd, st.st_ino, st.st_size
+
+    def close(self) -> None:
+        """Close cached append descriptors (also done when the tier is garbage collected)."""
+        for fd, _ in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def __del__(self) -> None:
+        self.close()
+
     def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
-        """Append complete lines to the day's file in one write; index them."""
+        """Append complete lines to the day's file in one write; index them (call under write_lock)."""
         path = self.layout.hot_file(self.kind, day)
         payload = b"".join(lines)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            st = os.fstat(fd)
-            prefix = b""
-            if st.st_size > 0:
-                with open(path, "rb") as handle:
-                    handle.seek(st.st_size - 1)
-                    if handle.read(1) != b"\n":
-                        # A writer died mid-line: start ours on a fresh line so both stay separate.
-                        prefix = b"\n"
-            buf = prefix + payload
-            written = 0
-            view = memoryview(buf)
-            while written < len(buf):
-                written += os.write(fd, view[written:])
-            if self._durability == "fsync":
-                os.fsync(fd)
-            new_size = st.st_size + len(buf)
-        finally:
-            os.close(fd)
+        fd, inode, size = self._append_fd(day, path)
+        indexed = self._indexed.get(day)
+        prefix = b""
+        if size > 0 and (indexed is None or indexed != (inode, size)):
+            # Our index does not end exactly at the end of the file: look at the last byte. A
+            # writer that died mid-line left no newline; start ours on a fresh line.
+            with open(path, "rb") as handle:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    prefix = b"\n"
+        buf = prefix + payload if prefix else payload
+        view = memoryview(buf)
+        written = 0
+        while written < len(buf):
+            written += os.write(fd, view[written:])
+        if self._durability == "fsync":
+            os.fsync(fd)
+        new_size = size + len(buf)
+        self._stats[day] = (inode, new_size)
         if self._index is not None:
             code = code_for(day, HOT)
             for key in keys:
                 self._index.add(key, code)
-            inode, offset = self._indexed.get(path, (st.st_ino, 0))
-            if offset == st.st_size and inode == st.st_ino:
-                self._indexed[path] = (st.st_ino, new_size)
-            elif prefix:
-                # The torn line before ours is now a line of its own; reindex from where we were.
-                pass
-            if path not in self._known_files.values():
+            if indexed == (inode, size):
+                self._indexed[day] = (inode, new_size)
+            if day not in self._known_files:
                 self._known_files[day] = path
                 self._known_files = dict(sorted(self._known_files.items()))
                 self._dir_mtime = _mtime(self.dir)

@@ -165,6 +165,18 @@ class FileSystemStore:
 
     # ------------------------------------------------------------------ plumbing
 
+    def close(self) -> None:
+        """Release open append descriptors (the store stays usable; they reopen on demand)."""
+        for hot in self._hot.values():
+            with hot.write_lock.hold():
+                hot.close()
+
+    def __enter__(self) -> FileSystemStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _connection(self) -> duckdb.DuckDBPyConnection:
         con = getattr(self._local, "con", None)
         # A connection inherited through fork() is not usable in the child: open a new one.
