@@ -4,15 +4,17 @@ Layout (Hive-style, readable by any engine)::
 
     store/cold/signals/day=2026-02-05/part-<generation>.parquet
     store/cold/signals/_manifest.json      {"days": {"2026-02-05": {"files": [...],
-                                             "hot_inode": n, "hot_lines": m}}, "generation": g}
+                                             "hot_file": [inode, head], "hot_lines": m}},
+                                             "generation": g}
 
 Commit protocol for one day (under the kind's write lock, so no writer appends meanwhile):
 
 1. merge the day's current Parquet files and its hot JSONL lines (first write wins by id),
 2. write ``part-<g>.parquet`` under a temporary name, fsync, rename,
 3. replace the manifest atomically: the day now lists only the new file and records which hot
-   file (inode) and how many of its lines the new file holds,
-4. delete the hot file and the Parquet files the manifest no longer lists.
+   file (inode plus a digest of its first line, since a deleted file's inode is soon reused) and
+   how many of its lines the new file holds,
+4. delete the hot file and the Parquet files the manifest no longer lists, then clear the claim.
 
 Readers see the manifest's files plus the hot lines the manifest does not claim, so at every
 instant (and after a crash at any step) each record is visible exactly once. Files not in the
@@ -131,12 +133,14 @@ class ColdTier:
                 out[day] = [str(self.root / name) for name in entry["files"]]
         return dict(sorted(out.items()))
 
-    def claimed_hot_lines(self, day: date) -> tuple[int, int] | None:
-        """(inode, lines) of the hot file whose first ``lines`` lines the Parquet already holds."""
+    def claimed_hot_lines(self, day: date) -> tuple[tuple[int, str], int] | None:
+        """((inode, first-line digest), lines) of the hot file whose first ``lines`` lines the
+        Parquet already holds (only between a commit and the hot file's deletion)."""
         entry = self.manifest()["days"].get(day.isoformat())
-        if not entry or entry.get("hot_inode") is None:
+        if not entry or not entry.get("hot_file"):
             return None
-        return int(entry["hot_inode"]), int(entry["hot_lines"])
+        inode, head = entry["hot_file"]
+        return (int(inode), str(head)), int(entry["hot_lines"])
 
     def all_files(self) -> list[tuple[date, str]]:
         return [
@@ -198,6 +202,14 @@ class ColdTier:
         return removed
 
 
+def head_digest(data: bytes) -> str:
+    """Digest of a hot file's first line: with the inode, tells a file from a later one that
+    reuses the inode number of a deleted file."""
+    import hashlib
+
+    return hashlib.md5(data[: data.find(b"\n") + 1], usedforsecurity=False).hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -232,7 +244,7 @@ def compact_day(
     kind = cold.kind
     report = DayReport(kind=kind.name, day=day.isoformat())
     manifest = orjson.loads(orjson.dumps(cold.manifest()))
-    entry = manifest["days"].get(day.isoformat(), {"files": [], "hot_inode": None, "hot_lines": 0})
+    entry = manifest["days"].get(day.isoformat(), {"files": [], "hot_file": None, "hot_lines": 0})
     hot_path = cold.layout.hot_file(kind, day)
     hot_rows = schema_for(kind).empty_table()
     consumed_lines = 0
@@ -253,7 +265,8 @@ def compact_day(
             hot_rows, bad_lines, consumed_lines = parse_chunk(
                 kind, connection, data, 0, str(hot_path), whole_file=hot_path
             )
-        claimed = entry.get("hot_lines", 0) if entry.get("hot_inode") == inode else 0
+        identity = [inode, head_digest(data)]
+        claimed = entry.get("hot_lines", 0) if entry.get("hot_file") == identity else 0
         if claimed:
             hot_rows = hot_rows.filter(pa.compute.greater_equal(hot_rows.column("seq"), claimed))
             bad_lines = [b for b in bad_lines if b.line > claimed]
@@ -301,12 +314,19 @@ def compact_day(
     if bad_lines:
         _quarantine(quarantine_dir / kind.name, day, inode, data, bad_lines)
     old_files = list(entry["files"])
-    manifest["days"][day.isoformat()] = {"files": [name], "hot_inode": inode, "hot_lines": consumed_lines}
+    manifest["days"][day.isoformat()] = {
+        "files": [name],
+        "hot_file": [inode, head_digest(data)],
+        "hot_lines": consumed_lines,
+    }
     manifest["generation"] = generation
     cold.commit(manifest)
-    # After the commit the hot lines are claimed by Parquet; the file can go.
+    # After the commit the hot lines are claimed by Parquet; the file can go, then the claim.
     if hot_complete:
         hot_path.unlink(missing_ok=True)
+        manifest["days"][day.isoformat()]["hot_file"] = None
+        manifest["days"][day.isoformat()]["hot_lines"] = 0
+        cold.commit(manifest)
     hot.forget(day)
     for old in old_files:
         (cold.root / old).unlink(missing_ok=True)

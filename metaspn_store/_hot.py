@@ -25,6 +25,7 @@ import orjson
 import pyarrow as pa
 
 from metaspn_store._codec import schema_for
+from metaspn_store._cold import head_digest
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
@@ -58,6 +59,7 @@ class _Partition:
     tables: list[pa.Table] = field(default_factory=list)
     nbytes: int = 0
     bad: list[BadLineReport] = field(default_factory=list)
+    head: str = ""
 
 
 class HotTier:
@@ -139,6 +141,8 @@ class HotTier:
         if cut == 0:
             return  # only a torn (still being written) line so far
         data = data[:cut]
+        if part.offset == 0:
+            part.head = head_digest(data)
         con = self._connection()
         table, bad, n_lines = parse_chunk(
             self.kind,
@@ -171,11 +175,11 @@ class HotTier:
             _, old = self._cache.popitem(last=False)
             total -= old.nbytes
 
-    def inode(self, day: date) -> int | None:
-        """Inode of the cached hot file of ``day`` (the file the rows came from)."""
+    def identity(self, day: date) -> tuple[int, str] | None:
+        """(inode, first-line digest) of the cached hot file of ``day`` (the file the rows came from)."""
         with self._lock:
             part = self._cache.get(day)
-            return part.inode if part else None
+            return (part.inode, part.head) if part else None
 
     def bad_lines(self, day: date) -> list[BadLineReport]:
         self.table(day)

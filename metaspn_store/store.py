@@ -197,7 +197,7 @@ class FileSystemStore:
         if table is None or table.num_rows == 0:
             return table
         claimed = self._cold[kind.name].claimed_hot_lines(day)
-        if claimed is not None and claimed[0] == hot.inode(day):
+        if claimed is not None and claimed[0] == hot.identity(day):
             table = table.filter(pc.greater_equal(table.column("seq"), claimed[1]))
         return table
 

@@ -249,7 +249,9 @@ def test_method_signature_matches_0_1_8(method):
     expected = SIGNATURES_0_1_8[method]
 
     expected_positional = [(n, d) for n, k, d in expected if k is P]
-    actual_positional = [(p.name, p.default) for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    actual_positional = [
+        (p.name, p.default) for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     assert actual_positional == expected_positional, f"{method}: positional parameters differ"
     assert all(p.kind is not p.POSITIONAL_ONLY for p in params)
 
@@ -265,7 +267,9 @@ def test_method_signature_matches_0_1_8(method):
     known = {n for n, _, _ in expected}
     for p in params:
         if p.name not in known:
-            assert p.kind is K and p.default is not REQ, f"{method}: new parameter {p.name!r} must be optional kw-only"
+            assert p.kind is K and p.default is not REQ, (
+                f"{method}: new parameter {p.name!r} must be optional kw-only"
+            )
 
 
 def test_expected_keyword_only_defaults_are_exact_types():
@@ -340,10 +344,14 @@ def test_write_emission_layout(store, make_emission):
 
 def test_partition_is_the_utc_day_of_the_timestamp(store, make_signal):
     tz_minus5 = timezone(timedelta(hours=-5))
-    late_local = make_signal("late", timestamp=datetime(2026, 2, 5, 21, 30, tzinfo=tz_minus5))  # 02:30Z on the 6th
+    late_local = make_signal(
+        "late", timestamp=datetime(2026, 2, 5, 21, 30, tzinfo=tz_minus5)
+    )  # 02:30Z on the 6th
     naive = make_signal("naive", timestamp=datetime(2026, 2, 5, 23, 59, 59, 999999))  # naive = UTC
     tz_plus9 = timezone(timedelta(hours=9))
-    early_local = make_signal("early", timestamp=datetime(2026, 2, 6, 8, 0, tzinfo=tz_plus9))  # 23:00Z on the 5th
+    early_local = make_signal(
+        "early", timestamp=datetime(2026, 2, 6, 8, 0, tzinfo=tz_plus9)
+    )  # 23:00Z on the 5th
     assert store.write_signal(late_local) == store.signals_dir / "2026-02-06.jsonl"
     assert store.write_signal(naive) == store.signals_dir / "2026-02-05.jsonl"
     assert store.write_signal(early_local) == store.signals_dir / "2026-02-05.jsonl"
@@ -417,7 +425,11 @@ def test_signal_round_trip_after_reopen(store, reopen, window):
 )
 def test_any_json_payload_round_trips(store, make_signal, make_emission, window, payload):
     signal = SignalEnvelope(
-        signal_id="p", timestamp=datetime(2026, 2, 5, tzinfo=UTC), source="s", payload_type="T", payload=payload
+        signal_id="p",
+        timestamp=datetime(2026, 2, 5, tzinfo=UTC),
+        source="s",
+        payload_type="T",
+        payload=payload,
     )
     emission = make_emission("e", payload=payload, caused_by="p")
     store.write_signal(signal)
@@ -480,9 +492,10 @@ def test_duplicate_signal_first_write_wins_across_days(store, make_signal, windo
     p1 = store.write_signal(first)
     p2 = store.write_signal(second)
     assert p1 == p2 == store.signals_dir / "2026-02-05.jsonl"
-    assert not (store.signals_dir / "2026-02-07.jsonl").exists() or (
-        store.signals_dir / "2026-02-07.jsonl"
-    ).read_text() == ""
+    assert (
+        not (store.signals_dir / "2026-02-07.jsonl").exists()
+        or (store.signals_dir / "2026-02-07.jsonl").read_text() == ""
+    )
     assert list(store.iter_signals(window["start"], window["end"])) == [first]
     assert len(_lines(p1)) == 1
 
@@ -492,7 +505,9 @@ def test_duplicate_detected_after_reopen(store, reopen, make_signal, make_emissi
     store.write_emission(make_emission("e", seconds=0))
     again = reopen()
     assert again.write_signal(make_signal("s", seconds=86400 * 3)) == store.signals_dir / "2026-02-05.jsonl"
-    assert again.write_emission(make_emission("e", seconds=-86400)) == store.emissions_dir / "2026-02-05.jsonl"
+    assert (
+        again.write_emission(make_emission("e", seconds=-86400)) == store.emissions_dir / "2026-02-05.jsonl"
+    )
     assert [s.signal_id for s in again.iter_signals(window["start"], window["end"])] == ["s"]
     assert [e.emission_id for e in again.iter_emissions(window["start"], window["end"])] == ["e"]
     with pytest.raises(DuplicateEventError):
@@ -510,7 +525,9 @@ def test_duplicate_detected_across_store_instances_without_reopen(store, reopen,
     assert [r.payload for r in rows] == [{"who": "first"}]
 
 
-def test_duplicate_detected_when_another_instance_wrote_after_our_index_was_built(store, reopen, make_signal, window):
+def test_duplicate_detected_when_another_instance_wrote_after_our_index_was_built(
+    store, reopen, make_signal, window
+):
     """First write wins across processes: an instance that already wrote (and so knows the ids it saw
     then) must still notice an id another instance wrote since. 0.1.8 fails this (stale per-instance index)."""
     other = reopen()
@@ -548,7 +565,9 @@ def test_duplicate_policy_raise(store, make_signal, make_emission):
 
 
 def test_raise_policy_writes_new_ids(store, make_signal):
-    assert store.write_signal(make_signal("new"), on_duplicate="raise") == store.signals_dir / "2026-02-05.jsonl"
+    assert (
+        store.write_signal(make_signal("new"), on_duplicate="raise") == store.signals_dir / "2026-02-05.jsonl"
+    )
 
 
 def test_unknown_policy_with_new_id_raises_value_error(store, make_signal, make_emission, window):

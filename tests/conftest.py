@@ -1,0 +1,168 @@
+"""Shared fixtures for the behavioural contract suite.
+
+The suite only touches the public API (``metaspn_store`` / ``metaspn_store.store``) and
+``metaspn_schemas``, so the same files can be run against metaspn-store 0.1.8 (the oracle for
+semantics) and against this package.
+
+Helpers are exposed as fixtures (``utc``, ``make_signal``, ``make_emission``, ``ref``) so that
+test modules never import this file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope
+
+from metaspn_store import FileSystemStore
+
+UTC = timezone.utc
+BASE = datetime(2026, 2, 5, 12, 0, 0, tzinfo=UTC)
+
+
+def utc(
+    year: int = 2026,
+    month: int = 2,
+    day: int = 5,
+    hour: int = 12,
+    minute: int = 0,
+    second: int = 0,
+    microsecond: int = 0,
+) -> datetime:
+    """An aware UTC datetime (defaults to 2026-02-05 12:00:00 UTC)."""
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
+
+
+_counter = {"signal": 0, "emission": 0}
+_DEFAULT: Any = object()  # "not given": lets callers pass payload=None explicitly
+
+
+def _next_id(kind: str) -> str:
+    _counter[kind] += 1
+    return f"{kind[0]}-{_counter[kind]:06d}"
+
+
+def make_signal(
+    signal_id: str | None = None,
+    *,
+    timestamp: datetime | None = None,
+    source: str = "ingest.worker",
+    payload_type: str = "Observation",
+    payload: Any = _DEFAULT,
+    entity_refs: tuple[EntityRef, ...] | list[EntityRef] = (),
+    schema_version: str | None = None,
+    trace: Any = None,
+    raw: dict[str, Any] | None = None,
+    seconds: float | None = None,
+) -> SignalEnvelope:
+    """A SignalEnvelope with sensible defaults.
+
+    ``seconds`` is a shortcut for ``timestamp=BASE + seconds``.
+    """
+    if timestamp is None:
+        timestamp = BASE + timedelta(seconds=seconds or 0)
+    kwargs: dict[str, Any] = {}
+    if schema_version is not None:
+        kwargs["schema_version"] = schema_version
+    return SignalEnvelope(
+        signal_id=signal_id if signal_id is not None else _next_id("signal"),
+        timestamp=timestamp,
+        source=source,
+        payload_type=payload_type,
+        payload={} if payload is _DEFAULT else payload,
+        entity_refs=tuple(entity_refs),
+        trace=trace,
+        raw=raw,
+        **kwargs,
+    )
+
+
+def make_emission(
+    emission_id: str | None = None,
+    *,
+    timestamp: datetime | None = None,
+    emission_type: str = "OutcomeSuccess",
+    payload: Any = _DEFAULT,
+    caused_by: str = "",
+    entity_refs: tuple[EntityRef, ...] | list[EntityRef] = (),
+    schema_version: str | None = None,
+    trace: Any = None,
+    seconds: float | None = None,
+) -> EmissionEnvelope:
+    """An EmissionEnvelope with sensible defaults."""
+    if timestamp is None:
+        timestamp = BASE + timedelta(seconds=seconds or 0)
+    kwargs: dict[str, Any] = {}
+    if schema_version is not None:
+        kwargs["schema_version"] = schema_version
+    return EmissionEnvelope(
+        emission_id=emission_id if emission_id is not None else _next_id("emission"),
+        timestamp=timestamp,
+        emission_type=emission_type,
+        payload={} if payload is _DEFAULT else payload,
+        caused_by=caused_by,
+        entity_refs=tuple(entity_refs),
+        trace=trace,
+        **kwargs,
+    )
+
+
+def day_file(folder: Path, when: datetime) -> Path:
+    """The hot-tier partition that must hold a record with timestamp ``when``."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return folder / f"{when.astimezone(UTC).date().isoformat()}.jsonl"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def store(workspace: Path) -> FileSystemStore:
+    return FileSystemStore(workspace)
+
+
+@pytest.fixture
+def reopen(workspace: Path):
+    """Open a fresh FileSystemStore on the same workspace (new in-memory state)."""
+
+    def _reopen() -> FileSystemStore:
+        return FileSystemStore(workspace)
+
+    return _reopen
+
+
+@pytest.fixture(name="utc")
+def utc_fixture():
+    return utc
+
+
+@pytest.fixture(name="make_signal")
+def make_signal_fixture():
+    return make_signal
+
+
+@pytest.fixture(name="make_emission")
+def make_emission_fixture():
+    return make_emission
+
+
+@pytest.fixture(name="day_file")
+def day_file_fixture():
+    return day_file
+
+
+@pytest.fixture(name="ref")
+def ref_fixture():
+    return EntityRef
+
+
+@pytest.fixture
+def window():
+    """A window wide enough to hold every record the default factories produce."""
+    return {"start": utc(2026, 1, 1, 0), "end": utc(2026, 3, 1, 0)}
