@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -214,6 +215,63 @@ class QueryEngine:
                 WHERE dups.dup_id IS NULL
                    OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
             )"""
+
+    # ------------------------------------------------------------------ analysis views
+
+    def register_view(self, con: duckdb.DuckDBPyConnection, view: str) -> None:
+        """(Re)create temp view ``view`` over both tiers, first write per id, analysis columns.
+
+        The hot rows are a snapshot (an Arrow table registered on ``con``); the cold tier is a
+        pyarrow dataset DuckDB scans lazily with filter and projection pushdown.
+        """
+        import pyarrow.dataset as ds
+
+        hot, cold, _version = self._snapshot(date.min, date.max)
+        files = [f for day in sorted(cold) for f in cold[day]]
+        cols = ", ".join(self._schema.names)
+        idc = self.kind.id_field
+        parts = []
+        hot_name, cold_name = f"__hot_{view}", f"__cold_{view}"
+        empty = pa.Table.from_batches([], schema=self._schema.append(pa.field("day", pa.date32())).append(
+            pa.field("tier", pa.int8())))
+        con.register(hot_name, hot if hot is not None else empty)
+        parts.append(f"SELECT {cols}, day, tier FROM {hot_name}")
+        if files:
+            base_dir = str(Path(files[0]).parent.parent)
+            dataset = ds.dataset(
+                files,
+                format="parquet",
+                partitioning=ds.partitioning(pa.schema([("day", pa.date32())]), flavor="hive"),
+                partition_base_dir=base_dir,
+            )
+            con.register(cold_name, dataset)
+            parts.append(f"SELECT {cols}, day, 0::TINYINT AS tier FROM {cold_name}")
+            cold_ids = f"UNION SELECT {idc} FROM {cold_name} WHERE {idc} IN (SELECT {idc} FROM {hot_name})"
+        else:
+            cold_ids = ""
+        if self.kind.name == "signals":
+            specific = "source, payload_type, raw::JSON AS raw,"
+            fallback_key = "'signal:' || signal_id"
+        else:
+            specific = "emission_type, caused_by,"
+            fallback_key = "NULL"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW {view} AS
+            WITH base AS ({" UNION ALL ".join(parts)}),
+            dup_ids AS (SELECT {idc} AS dup_id FROM {hot_name} GROUP BY {idc} HAVING count(*) > 1 {cold_ids}),
+            dups AS (
+                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
+                FROM base WHERE {idc} IN (SELECT dup_id FROM dup_ids) GROUP BY {idc}
+            )
+            SELECT {idc}, timestamp, day, {specific} payload::JSON AS payload, schema_version, entity_refs,
+                CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' ||
+                    coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value
+                    ELSE {fallback_key} END AS entity_key,
+                trace::JSON AS trace, CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq
+            FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
+            WHERE dups.dup_id IS NULL OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
+            """
+        )
 
     # ------------------------------------------------------------------ queries
 

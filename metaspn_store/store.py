@@ -40,7 +40,7 @@ from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import Filter, QueryEngine, json_pointer
-from metaspn_store.errors import DuplicateEventError, StoreLockedError
+from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
 Durability = Literal["flush", "fsync"]
@@ -50,6 +50,19 @@ DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
 DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
 _POLICIES = ("ignore", "return_existing", "raise")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_ENTITY_KEY = (
+    "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
+    "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value ELSE {fallback} END AS entity_key"
+)
+_ANALYSIS = {
+    "signals": "signal_id, timestamp, day, source, payload_type, payload::JSON AS payload, schema_version, "
+    "entity_refs, " + _ENTITY_KEY.format(fallback="'signal:' || signal_id") + ", trace::JSON AS trace, "
+    "raw::JSON AS raw, CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
+    "emissions": "emission_id, timestamp, day, emission_type, caused_by, payload::JSON AS payload, schema_version, "
+    "entity_refs, " + _ENTITY_KEY.format(fallback="NULL") + ", trace::JSON AS trace, "
+    "CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
+}
 
 __all__ = [
     "DuplicateEventError",
@@ -219,6 +232,75 @@ class FileSystemStore:
                 ).to_arrow_table()
             )
         return pa.concat_tables(parts)
+
+    # ------------------------------------------------------------------ analysis
+
+    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run SQL over the views ``signals`` and ``emissions`` (both tiers, first write per id).
+
+        Views are refreshed on every call (a snapshot of the hot files plus the Parquet the
+        manifest lists). Columns: the id, ``timestamp`` (UTC), ``day``, source/payload_type
+        (signals) or emission_type/caused_by (emissions), ``payload`` / ``trace`` / ``raw`` as
+        DuckDB JSON, ``schema_version``, ``entity_refs`` (list of structs), ``entity_key``
+        (first ref as ``ref_type:platform:value``; ``signal:<id>`` for signals without refs),
+        ``tier`` ('hot' / 'cold') and ``seq`` (append order within the day). Pass values as
+        ``params`` (``$name`` or ``?`` placeholders), never inside ``query``.
+        """
+        con = getattr(self._local, "analysis", None)
+        if con is None or getattr(self._local, "analysis_pid", None) != os.getpid():
+            con = new_connection(self._threads, self._memory_limit)
+            self._local.analysis = con
+            self._local.analysis_pid = os.getpid()
+        for kind in (SIGNALS, EMISSIONS):
+            self._engines[kind.name].register_view(con, kind.name)
+        try:
+            return con.sql(query, params=params)
+        except duckdb.Error as exc:
+            raise QueryError(f"SQL failed: {exc}") from exc
+
+    def read_signals(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        entity_ref: EntityRef | None = None,
+    ) -> pa.Table:
+        """Signals in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order), with
+        the columns of the ``signals`` SQL view."""
+        flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
+        return self._engines["signals"].select(start, end, flt, order="timestamp, day, tier, seq", columns=_ANALYSIS["signals"])
+
+    def read_emissions(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        emission_types: list[str] | None = None,
+        entity_ref: EntityRef | None = None,
+    ) -> pa.Table:
+        """Emissions in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order)."""
+        flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
+        return self._engines["emissions"].select(
+            start, end, flt, order="timestamp, day, tier, seq", columns=_ANALYSIS["emissions"]
+        )
+
+    def to_pandas(self, table: pa.Table) -> Any:
+        """``table.to_pandas()``, with an install hint when pandas is missing."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("pandas is optional: pip install 'metaspn-store[pandas]'") from exc
+        return table.to_pandas()
+
+    def to_polars(self, table: pa.Table) -> Any:
+        """``polars.from_arrow(table)``, with an install hint when polars is missing."""
+        try:
+            import polars
+        except ImportError as exc:
+            raise ImportError("polars is optional: pip install 'metaspn-store[polars]'") from exc
+        return polars.from_arrow(table)
 
     # ------------------------------------------------------------------ maintenance
 
