@@ -226,6 +226,14 @@ def _required_str(value: Any, record: str, name: str) -> str:
 
 
 def encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
+    """Validate one envelope; see :func:`_encode`. Deep nesting becomes a clear error."""
+    try:
+        return _encode(kind, envelope)
+    except RecursionError as exc:
+        raise _too_deep(f"{kind.label} {getattr(envelope, kind.id_field, None)!r}") from exc
+
+
+def _encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
     """Validate one envelope; return ``(id, utc timestamp, dict 0.1.8 would write)``.
 
     Raises ValueError exactly where 0.1.8 does (missing id / schema_version) and
@@ -303,10 +311,22 @@ def dumps_line(record: dict[str, Any], label: str = "record") -> bytes:
     try:
         return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError as exc:
-        path = _unencodable_path(record, "") or "?"
+        if "recursion" in str(exc).lower():
+            raise _too_deep(label) from exc
+        try:
+            path = _unencodable_path(record, "") or "?"
+        except RecursionError:
+            path = "?"
         raise InvalidRecordError(
             f"{label}: field {path.lstrip('.')} cannot be written as UTF-8 JSON ({exc})", field=path.lstrip(".")
         ) from exc
+
+
+def _too_deep(label: str) -> InvalidRecordError:
+    return InvalidRecordError(
+        f"{label}: payload/raw/trace nest too deeply for JSON readers (orjson and DuckDB stop at 254 levels)",
+        field="payload",
+    )
 
 
 def _unencodable_path(value: Any, path: str) -> str | None:
