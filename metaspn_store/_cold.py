@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metaspn_store._codec import schema_for
@@ -268,7 +269,7 @@ def compact_day(
         identity = [inode, head_digest(data)]
         claimed = entry.get("hot_lines", 0) if entry.get("hot_file") == identity else 0
         if claimed:
-            hot_rows = hot_rows.filter(pa.compute.greater_equal(hot_rows.column("seq"), claimed))
+            hot_rows = hot_rows.filter(pc.greater_equal(hot_rows.column("seq"), claimed))
             bad_lines = [b for b in bad_lines if b.line > claimed]
         if hot_rows.num_rows == 0 and not bad_lines:
             # Nothing new: only a leftover of an interrupted run (its lines are all in Parquet).
@@ -290,18 +291,22 @@ def compact_day(
     merged = pa.concat_tables([cold_rows, hot_rows.cast(schema_for(kind))])
     # First write wins: earliest (tier, seq) inside the day, and an id first stored on an
     # earlier day is a duplicate here.
-    keep: list[bool] = []
-    seen: set[str] = set()
-    ids = merged.column(kind.id_field).to_pylist()
-    this_day_codes = {day.toordinal() * 2 + COLD, day.toordinal() * 2 + 1}
-    for record_id in ids:
-        if record_id in seen:
-            keep.append(False)
-            continue
-        seen.add(record_id)
-        code = index.get(digest(record_id))
-        keep.append(code is None or code in this_day_codes or decode_code(code)[0] >= day)
-    out = merged.filter(pa.array(keep, pa.bool_()))
+    id_column = merged.column(kind.id_field)
+    if index.repeated or pc.count_distinct(id_column).as_py() != merged.num_rows:
+        keep: list[bool] = []
+        seen: set[str] = set()
+        this_day_codes = {day.toordinal() * 2 + COLD, day.toordinal() * 2 + 1}
+        for record_id in id_column.to_pylist():
+            if record_id in seen:
+                keep.append(False)
+                continue
+            seen.add(record_id)
+            key = digest(record_id)
+            code = index.get(key) if key in index.repeated else None
+            keep.append(code is None or code in this_day_codes or decode_code(code)[0] >= day)
+        out = merged.filter(pa.array(keep, pa.bool_()))
+    else:
+        out = merged  # no id occurs twice anywhere in the store: nothing to drop
     out = out.set_column(out.schema.get_field_index("seq"), "seq", pa.array(range(out.num_rows), pa.int64()))
     report.records_out = out.num_rows
     report.duplicates_dropped = report.records_in - report.records_out

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from metaspn_store._codec import schema_for
 from metaspn_store._cold import head_digest
@@ -247,8 +248,12 @@ class HotTier:
             # First write wins: cold before hot of the same day, earlier day first (codes order so).
             con.register("id_digests", combined)
             try:
-                rel = con.sql("SELECT hi, lo, min(code) AS code FROM id_digests GROUP BY hi, lo ORDER BY hi, lo")
-                index.load_sorted(rel.to_arrow_table())
+                rel = con.sql(
+                    "SELECT hi, lo, min(code) AS code, count(*) AS n FROM id_digests GROUP BY hi, lo ORDER BY hi, lo"
+                )
+                table = rel.to_arrow_table()
+                repeated = table.filter(pc.greater(table.column("n"), 1)).select(["hi", "lo"])
+                index.load_sorted(table.select(["hi", "lo", "code"]), repeated)
             finally:
                 con.unregister("id_digests")
         self._index = index

@@ -41,16 +41,23 @@ class IdIndex:
         self._lo = array("Q")
         self._code = array("I")
         self._recent: dict[tuple[int, int], int] = {}
+        # Ids seen in more than one line anywhere: when empty, the store holds no duplicates and
+        # the compactor can skip its per-id first-write check.
+        self.repeated: set[tuple[int, int]] = set()
 
     def __len__(self) -> int:
         return len(self._hi) + len(self._recent)
 
-    def load_sorted(self, table: pa.Table) -> None:
-        """Replace the content with a table of (hi UBIGINT, lo UBIGINT, code UINTEGER) sorted by hi, lo."""
+    def load_sorted(self, table: pa.Table, repeated: pa.Table | None = None) -> None:
+        """Replace the content with a table of (hi UBIGINT, lo UBIGINT, code UINTEGER) sorted by hi, lo;
+        ``repeated`` lists (hi, lo) of ids that occurred more than once."""
         self._hi = _u64(table.column("hi").cast(pa.uint64()))
         self._lo = _u64(table.column("lo").cast(pa.uint64()))
         self._code = _u64(table.column("code").cast(pa.uint32()), "I")
         self._recent = {}
+        self.repeated = set()
+        if repeated is not None and repeated.num_rows:
+            self.repeated = set(zip(repeated.column("hi").to_pylist(), repeated.column("lo").to_pylist(), strict=True))
 
     def get(self, key: tuple[int, int]) -> int | None:
         code = self._recent.get(key)
@@ -68,6 +75,7 @@ class IdIndex:
     def add(self, key: tuple[int, int], code: int) -> None:
         """Record an id's first partition; an id already present keeps its first code."""
         if self.get(key) is not None:
+            self.repeated.add(key)
             return
         self._recent[key] = code
         if len(self._recent) >= _MERGE_AT:
