@@ -216,31 +216,39 @@ class HotTier:
         cold = cold_ids()
         if cold is not None and cold.num_rows:
             parts.append(cold)
-        bulk_files = []
+        bulk_files: list[tuple[str, int]] = []
         for day, path in files.items():
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 continue
-            with open(path, "rb") as handle:
-                data = handle.read(st.st_size)
-            cut = data.rfind(b"\n") + 1
+            cut = _complete_prefix_length(path, st.st_size)
             stats[day] = (st.st_ino, cut)
             if cut >= BULK_THRESHOLD:
-                bulk_files.append((day, path))
+                bulk_files.append((str(path), code_for(day, HOT)))
             elif cut:
-                parts.append(_ids_table(_ids_from_lines(data[:cut], self.kind.id_field), code_for(day, HOT)))
+                with open(path, "rb") as handle:
+                    data = handle.read(cut)
+                parts.append(_ids_table(_ids_from_lines(data, self.kind.id_field), code_for(day, HOT)))
         if bulk_files:
+            # One DuckDB scan of the id field of every large file; ids become 128-bit digests.
             con = self._connection()
-            for day, path in bulk_files:
-                rel = con.sql(  # noqa: S608 - only an int code is formatted in; the path is bound
-                    f"SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, "
-                    f"{code_for(day, HOT)}::UINTEGER AS code FROM ("
-                    "SELECT id FROM read_json($path, format = 'newline_delimited', columns = $columns, "
-                    "ignore_errors = true, maximum_object_size = 268435456)) WHERE id IS NOT NULL",
-                    params={"path": str(path), "columns": {"id": "VARCHAR"}},
+            codes = pa.table(
+                {"filename": [f for f, _ in bulk_files], "code": pa.array([c for _, c in bulk_files], pa.uint32())}
+            )
+            idf = self.kind.id_field
+            con.register("file_codes", codes)
+            try:
+                rel = con.sql(
+                    f"SELECT md5_number_upper(r.{idf}) AS hi, md5_number_lower(r.{idf}) AS lo, c.code "
+                    "FROM read_json($paths, format = 'newline_delimited', columns = $columns, filename = true, "
+                    "ignore_errors = true, maximum_object_size = 268435456) AS r "
+                    f"JOIN file_codes AS c ON r.filename = c.filename WHERE r.{idf} IS NOT NULL",
+                    params={"paths": [f for f, _ in bulk_files], "columns": {idf: "VARCHAR"}},
                 )
-                parts.append(rel.to_arrow_table().select(["hi", "lo", "code"]))
+                parts.append(rel.to_arrow_table())
+            finally:
+                con.unregister("file_codes")
         index = IdIndex()
         if parts:
             con = self._connection()
@@ -360,6 +368,21 @@ class HotTier:
 
 
 _IDS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("code", pa.uint32())])
+
+
+def _complete_prefix_length(path: Path, size: int) -> int:
+    """Bytes up to and including the last newline, reading only the end of the file."""
+    with open(path, "rb") as handle:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            pos = chunk.rfind(b"\n")
+            if pos >= 0:
+                return start + pos + 1
+            end = start
+    return 0
 
 
 def _ids_from_lines(data: bytes, id_field: str) -> list[str]:

@@ -570,17 +570,6 @@ def test_raise_policy_writes_new_ids(store, make_signal):
     )
 
 
-def test_unknown_policy_with_new_id_raises_value_error(store, make_signal, make_emission, window):
-    """Departure (DESIGN.md): 0.1.8 only consulted the policy for existing ids and wrote new ones;
-    here any policy other than the three raises ValueError before anything is written."""
-    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
-        store.write_signal(make_signal("fresh"), on_duplicate="bogus")
-    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
-        store.write_emission(make_emission("fresh-e"), on_duplicate="bogus")
-    assert list(store.iter_signals(window["start"], window["end"])) == []
-    assert list(store.iter_emissions(window["start"], window["end"])) == []
-
-
 def test_unknown_policy_with_duplicate_raises_value_error(store, make_signal, make_emission):
     sp = store.write_signal(make_signal("s"))
     ep = store.write_emission(make_emission("e"))

@@ -5,6 +5,8 @@
 2. A batch write validates the whole batch before appending anything.
 3. Checkpoint / snapshot names and day strings cannot escape their folder.
 4. Checkpoint / snapshot files are replaced atomically.
+5. Any ``on_duplicate`` other than the three policies raises ValueError, also for a new id
+   (0.1.8 only looked at the policy when the id already existed).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def test_bad_signal_value_rejected_and_nothing_written(store, make_signal, works
         ),  # type: ignore[dict-item]
         ("object", {"payload": {"o_k": object()}}, ["payload", "o_k"]),
     ],
+    ids=["nan", "inf_list", "set", "bytes", "int_key", "trace", "object"],
 )
 def test_bad_emission_value_rejected_and_nothing_written(
     store, make_emission, workspace, case, kwargs, parts
@@ -179,10 +182,41 @@ def test_batch_bad_record_last_writes_nothing(store, make_signal, workspace):
     assert tree(workspace) == before
 
 
+# --------------------------------------------------------------------------- duplicate policy
+
+
+def test_unknown_policy_with_new_id_raises_value_error(store, make_signal, make_emission, workspace):
+    """0.1.8 only consulted the policy for existing ids and wrote new ones; here any policy other
+    than the three raises ValueError before anything is written."""
+    before = tree(workspace)
+    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
+        store.write_signal(make_signal("fresh"), on_duplicate="bogus")
+    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
+        store.write_emission(make_emission("fresh-e"), on_duplicate="bogus")
+    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
+        store.write_signals([make_signal("fresh-2")], on_duplicate="Raise")
+    with pytest.raises(ValueError, match="Unsupported duplicate policy"):
+        store.write_emissions([make_emission("fresh-e2")], on_duplicate="")
+    assert tree(workspace) == before
+    assert list(store.iter_signals(**WIDE)) == []
+    assert list(store.iter_emissions(**WIDE)) == []
+
+
 # --------------------------------------------------------------------------- names
 
 ABSOLUTE = "<absolute path outside the workspace>"
-BAD_NAMES = ["../x", "../../escape", "a/b", ABSOLUTE, "", "nul\x00byte", "..", "sub/../../x"]
+BAD_NAMES = [
+    "../x",
+    "../../escape",
+    "a/b",
+    ABSOLUTE,
+    "",
+    "nul\x00byte",
+    "..",
+    "sub/../../x",
+    "a\\b",
+    ".hidden",
+]
 
 
 def _resolve_name(name: str, workspace: Path) -> str:
@@ -212,7 +246,7 @@ def test_snapshot_name_cannot_escape(store, workspace, name):
     assert tree(workspace.parent) == before
 
 
-BAD_DAYS = ["../../etc", "../x", "a/b", "/abs/day", "x\x00y"]
+BAD_DAYS = ["../../etc", "../x", "a/b", "/abs/day", "x\x00y", "..\\x", ".hidden", ""]
 DATED = [
     ("write_daily_digest_snapshot", "read_daily_digest_snapshot", "digest"),
     ("write_calibration_snapshot", "read_calibration_snapshot", "report"),

@@ -129,3 +129,19 @@ def test_huge_payload_round_trips(store):
     big = _signal(1, payload={"blob": "x" * 5_000_000, "score": 1.0})
     store.write_signal(big)
     assert list(FileSystemStore(store.workspace).iter_signals(DAY_START, DAY_END)) == [big]
+
+
+def test_duplicates_are_detected_in_large_day_files(tmp_path):
+    """Regression: large files are indexed by a DuckDB scan, which must read the real id field."""
+    first = FileSystemStore(tmp_path)
+    batch = [_signal(i, payload={"score": 0.5, "pad": "x" * 400}) for i in range(2000)]  # > 256 KiB
+    first.write_signals(batch)
+    path = first.signals_dir / "2026-02-05.jsonl"
+    assert path.stat().st_size > 256 * 1024
+    size = path.stat().st_size
+    reopened = FileSystemStore(tmp_path)
+    assert reopened.write_signal(batch[1234]) == path
+    assert reopened.write_signals(batch[:10]) == [path] * 10
+    with pytest.raises(ValueError, match="s1999"):
+        reopened.write_signal(batch[1999], on_duplicate="raise")
+    assert path.stat().st_size == size
