@@ -46,6 +46,7 @@ class Layout:
         self.checkpoints_dir = self.store_root / "checkpoints"
         self.cold_root = self.store_root / "cold"
         self.locks_dir = self.store_root / ".locks"
+        self._hot_paths: dict[tuple[str, date], Path] = {}
 
     def ensure_dirs(self) -> None:
         for folder in (self.signals_dir, self.emissions_dir, self.snapshots_dir, self.checkpoints_dir):
@@ -55,7 +56,13 @@ class Layout:
         return self.signals_dir if kind is SIGNALS else self.emissions_dir
 
     def hot_file(self, kind: Kind, day: date) -> Path:
-        return self.kind_dir(kind) / f"{day.isoformat()}.jsonl"
+        key = (kind.name, day)
+        path = self._hot_paths.get(key)
+        if path is None:
+            path = self.kind_dir(kind) / f"{day.isoformat()}.jsonl"
+            if len(self._hot_paths) < 10_000:
+                self._hot_paths[key] = path
+        return path
 
     def cold_dir(self, kind: Kind) -> Path:
         return self.cold_root / kind.name
