@@ -115,3 +115,37 @@ def test_help_has_example(command: str) -> None:
     res = run(command, "--help")
     assert res.returncode == 0
     assert "Example:" in res.stdout
+
+
+def test_second_compactor_skips_with_a_message_when_told_not_to_wait(tmp_path: Path) -> None:
+    """A compactor holding the lock (here: a process sitting on it) makes --no-wait skip cleanly."""
+    ws = tmp_path / "ws"
+    assert run("demo", str(ws), "--days", "3", "--signals-per-day", "200", "--json").returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(30)\n",
+            str(ws / "store" / ".locks" / "compact.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = _tree(ws / "store")
+        result = run("compact", str(ws), "--no-wait", "--before", "2026-02-04")
+        assert result.returncode == 0
+        assert result.stdout.strip() == "compaction skipped: another compaction is running on this workspace"
+        assert _tree(ws / "store") == before
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    again = run("compact", str(ws), "--before", "2026-02-04", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["days"]
