@@ -27,6 +27,25 @@ from metaspn_store.errors import QueryError
 _NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN")
 
 
+_ENTITY_KEY = (
+    "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
+    "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value ELSE {fallback} END"
+)
+# 0.1.8's unique_by_entity key: f"{ref_type}:{platform}:{value}" of the first ref (None prints as
+# "None"), or "signal:<id>" for a signal without refs.
+SIGNAL_ENTITY_KEY = _ENTITY_KEY.format(fallback="'signal:' || signal_id")
+# Columns of the analysis views and of read_signals / read_emissions. ``entity_key`` is the key
+# get_top_recommendation_candidates uses for unique_by_entity.
+ANALYSIS_COLUMNS = {
+    "signals": "signal_id, timestamp, day, source, payload_type, payload::JSON AS payload, schema_version, "
+    "entity_refs, " + SIGNAL_ENTITY_KEY + " AS entity_key, trace::JSON AS trace, "
+    "raw::JSON AS raw, CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
+    "emissions": "emission_id, timestamp, day, emission_type, caused_by, payload::JSON AS payload, schema_version, "
+    "entity_refs, " + _ENTITY_KEY.format(fallback="NULL") + " AS entity_key, trace::JSON AS trace, "
+    "CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
+}
+
+
 def json_pointer(key: str) -> str:
     """RFC 6901 pointer to a top-level key (``~`` and ``/`` escaped; everything else literal)."""
     return "/" + key.replace("~", "~0").replace("/", "~1")
@@ -250,12 +269,6 @@ class QueryEngine:
             cold_ids = f"UNION SELECT {idc} FROM {cold_name} WHERE {idc} IN (SELECT {idc} FROM {hot_name})"
         else:
             cold_ids = ""
-        if self.kind.name == "signals":
-            specific = "source, payload_type, raw::JSON AS raw,"
-            fallback_key = "'signal:' || signal_id"
-        else:
-            specific = "emission_type, caused_by,"
-            fallback_key = "NULL"
         con.execute(
             f"""CREATE OR REPLACE TEMP VIEW {view} AS
             WITH base AS ({" UNION ALL ".join(parts)}),
@@ -264,11 +277,7 @@ class QueryEngine:
                 SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
                 FROM base WHERE {idc} IN (SELECT dup_id FROM dup_ids) GROUP BY {idc}
             )
-            SELECT {idc}, timestamp, day, {specific} payload::JSON AS payload, schema_version, entity_refs,
-                CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' ||
-                    coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value
-                    ELSE {fallback_key} END AS entity_key,
-                trace::JSON AS trace, CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq
+            SELECT {ANALYSIS_COLUMNS[self.kind.name]}
             FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
             WHERE dups.dup_id IS NULL OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
             """

@@ -39,7 +39,7 @@ from metaspn_store._index import digest
 from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
-from metaspn_store._query import Filter, QueryEngine, json_pointer
+from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
 from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
@@ -50,19 +50,6 @@ DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
 DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
 _POLICIES = ("ignore", "return_existing", "raise")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-_ENTITY_KEY = (
-    "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
-    "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value ELSE {fallback} END AS entity_key"
-)
-_ANALYSIS = {
-    "signals": "signal_id, timestamp, day, source, payload_type, payload::JSON AS payload, schema_version, "
-    "entity_refs, " + _ENTITY_KEY.format(fallback="'signal:' || signal_id") + ", trace::JSON AS trace, "
-    "raw::JSON AS raw, CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
-    "emissions": "emission_id, timestamp, day, emission_type, caused_by, payload::JSON AS payload, schema_version, "
-    "entity_refs, " + _ENTITY_KEY.format(fallback="NULL") + ", trace::JSON AS trace, "
-    "CASE WHEN tier = 0 THEN 'cold' ELSE 'hot' END AS tier, seq",
-}
 
 __all__ = [
     "DuplicateEventError",
@@ -270,7 +257,7 @@ class FileSystemStore:
         """Signals in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order), with
         the columns of the ``signals`` SQL view."""
         flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
-        return self._engines["signals"].select(start, end, flt, order="timestamp, day, tier, seq", columns=_ANALYSIS["signals"])
+        return self._engines["signals"].select(start, end, flt, order="timestamp, day, tier, seq", columns=ANALYSIS_COLUMNS["signals"])
 
     def read_emissions(
         self,
@@ -283,7 +270,7 @@ class FileSystemStore:
         """Emissions in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order)."""
         flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
         return self._engines["emissions"].select(
-            start, end, flt, order="timestamp, day, tier, seq", columns=_ANALYSIS["emissions"]
+            start, end, flt, order="timestamp, day, tier, seq", columns=ANALYSIS_COLUMNS["emissions"]
         )
 
     def to_pandas(self, table: pa.Table) -> Any:
@@ -813,11 +800,7 @@ class FileSystemStore:
             f"CASE WHEN json_extract_string(payload, {ptr}) = 'true' THEN 1.0 ELSE 0.0 END "
             f"ELSE json_extract(payload, {ptr})::DOUBLE END"
         )
-        entity_key = (
-            "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
-            "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value "
-            "ELSE 'signal:' || signal_id END"
-        )
+        entity_key = SIGNAL_ENTITY_KEY
         order = "__score DESC, timestamp DESC, signal_id DESC"
         if unique_by_entity:
             qualify = f"QUALIFY row_number() OVER (PARTITION BY __entity ORDER BY {order}) = 1"
@@ -831,7 +814,7 @@ class FileSystemStore:
             flt,
             order=order,
             limit=limit,
-            extra_columns=f", {score} AS __score, {entity_key} AS __entity",
+            extra_columns=f", {score} AS __score, {entity_key} AS __entity",  # key as in 0.1.8
             post_sql=post,
         )
         return engine.envelopes(table)
