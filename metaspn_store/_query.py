@@ -134,7 +134,9 @@ class QueryEngine:
             raise ValueError("end must be greater than or equal to start")
         return start_utc, end_utc
 
-    def _snapshot(self, first: date, last: date) -> tuple[pa.Table | None, dict[date, list[str]], Any]:
+    def _snapshot(
+        self, first: date, last: date, columns: list[str] | None = None
+    ) -> tuple[pa.Table | None, dict[date, list[str]], Any]:
         """Hot rows and cold files of the days ``first..last`` as one consistent view.
 
         Hot files are read before the manifest; a compaction committing in between changes the
@@ -146,7 +148,8 @@ class QueryEngine:
             if first <= day <= last:
                 table = self._hot_table(day)
                 if table is not None and table.num_rows:
-                    hot_parts.append(_with_position(table, day, 1))
+                    # Keeping only the needed columns lets the cache evict the rest (bounded memory).
+                    hot_parts.append(_with_position(table.select(columns) if columns else table, day, 1))
         cold = self._cold_files(first, last)
         hot = pa.concat_tables(hot_parts) if hot_parts else None
         return hot, cold, before
@@ -157,12 +160,13 @@ class QueryEngine:
         first: date,
         last: date,
         extra_tables: dict[str, pa.Table] | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table | None:
         """Run ``build(hot, cold_files)``'s SQL on a consistent snapshot, retrying on compaction."""
         con = self._connection()
         last_error: Exception | None = None
         for _attempt in range(20):
-            hot, cold, version = self._snapshot(first, last)
+            hot, cold, version = self._snapshot(first, last, columns)
             files = [f for day in sorted(cold) for f in cold[day]]
             if hot is None and not files:
                 return None
@@ -323,16 +327,37 @@ class QueryEngine:
         return self._schema.empty_table() if table is None else table
 
     def _window_duplicates(self, first: date, last: date) -> pa.Table | None:
-        """Ids stored more than once on the days ``first..last`` with their first position."""
+        """Ids stored more than once on the days ``first..last`` with their first position.
+
+        Reads only ids: the cold tier holds each id once, so only ids present in hot rows can
+        repeat, and only those are looked up in the Parquet files.
+        """
+        idc = self.kind.id_field
 
         def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
             params: dict[str, Any] = {}
-            return f"WITH {self._base_sql(hot, files, params)} SELECT dup_id, first_pos FROM dups", params
+            cold_part = ""
+            if files:
+                params["__files"] = files
+                cold_part = (
+                    f"UNION ALL SELECT {idc}, day, 0::TINYINT AS tier, seq FROM read_parquet($__files, "
+                    f"hive_partitioning = true, hive_types = {{'day': DATE}}) "
+                    f"WHERE {idc} IN (SELECT {idc} FROM hot_rows)"
+                )
+            query = f"""
+                WITH ids AS (SELECT {idc}, day, tier, seq FROM hot_rows {cold_part}),
+                dup_ids AS (
+                    SELECT {idc} FROM hot_rows GROUP BY {idc} HAVING count(*) > 1
+                    UNION SELECT {idc} FROM ids WHERE tier = 0
+                )
+                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
+                FROM ids WHERE {idc} IN (SELECT {idc} FROM dup_ids) GROUP BY {idc}
+            """
+            return query, params
 
-        hot, _cold, _version = self._snapshot(first, last)
-        if hot is None:
+        if not any(first <= d <= last for d in self._hot_days()):
             return None  # the cold tier holds every id once
-        table = self._run(build, first, last)
+        table = self._run(build, first, last, columns=[idc, "seq"])
         return table if table is not None and table.num_rows else None
 
     def envelopes(self, table: pa.Table) -> list[Any]:

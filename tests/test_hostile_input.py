@@ -145,3 +145,28 @@ def test_duplicates_are_detected_in_large_day_files(tmp_path):
     with pytest.raises(ValueError, match="s1999"):
         reopened.write_signal(batch[1999], on_duplicate="raise")
     assert path.stat().st_size == size
+
+
+def test_foreign_duplicates_resolve_to_the_first_write_in_every_read(store):
+    """A tool appending an existing id to another day (or the same day) never doubles a record."""
+    first = _signal(1)
+    store.write_signals([first, _signal(2)])
+    next_day = store.signals_dir / "2026-02-06.jsonl"
+    late_copy = SignalEnvelope(**{**first.__dict__, "timestamp": T0 + timedelta(days=1), "source": "copy"})
+    same_day_copy = SignalEnvelope(**{**first.__dict__, "source": "copy2"})
+    import orjson
+
+    with open(next_day, "ab") as handle:
+        handle.write(orjson.dumps(late_copy.to_dict()) + b"\n")
+    with open(store.signals_dir / "2026-02-05.jsonl", "ab") as handle:
+        handle.write(orjson.dumps(same_day_copy.to_dict()) + b"\n")
+    reader = FileSystemStore(store.workspace)
+    end = DAY_END + timedelta(days=1)
+    assert list(reader.iter_signals(DAY_START, end)) == [first, _signal(2)]
+    assert [s.signal_id for s in reader.get_latest_draft_signals(limit=10, start=DAY_START, end=end)] == ["s002", "s001"]
+    assert reader.sql("select count(*) from signals").fetchall() == [(2,)]
+    from datetime import date
+
+    report = reader.compact(before=date(2026, 2, 7))
+    assert sum(d.duplicates_dropped for d in report.days) == 2
+    assert list(FileSystemStore(store.workspace).iter_signals(DAY_START, end)) == [first, _signal(2)]
