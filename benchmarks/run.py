@@ -690,6 +690,7 @@ def scaling(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
     tiers = ["hot", "parquet"] if compactable else ["hot"]
     table: dict[tuple[str, str, str], dict[str, Outcome]] = {}
     metas = {}
+    notes: list[str] = [] if compactable else ["- this metaspn_store has no compact(): hot tier only"]
     for size in sizes:
         meta = ensure_workspace(size, impls[args.gen_with], regenerate=args.regenerate)
         metas[size.name] = meta
@@ -703,6 +704,7 @@ def scaling(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
                 )
                 if compact.status != "ok":
                     log(f"compaction failed on {size.name}: {compact.note}")
+                    notes.append(f"- parquet tier of {size.name}: compaction failed ({compact.note})")
                     continue
             for label, one_day in (("30 days", False), ("1 day", True)):
                 spec_base = window(meta, one_day=one_day)
@@ -762,7 +764,7 @@ def scaling(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
             for (op, label, tier), v in table.items()
         },
     }
-    return "\n".join([*lines, ""]), raw
+    return "\n".join([*lines, "", *notes, ""]), raw
 
 
 # -- command line --------------------------------------------------------------------------------

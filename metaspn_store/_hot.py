@@ -241,8 +241,8 @@ class HotTier:
             try:
                 rel = con.sql(
                     f"SELECT md5_number_upper(r.{idf}) AS hi, md5_number_lower(r.{idf}) AS lo, c.code "
-                    "FROM read_json($paths, format = 'newline_delimited', columns = $columns, filename = true, "
-                    "ignore_errors = true, maximum_object_size = 268435456) AS r "
+                    "FROM read_json($paths, format = 'newline_delimited', records = true, columns = $columns, filename = true, "
+                    "ignore_errors = true, maximum_object_size = 16777216) AS r "
                     f"JOIN file_codes AS c ON r.filename = c.filename WHERE r.{idf} IS NOT NULL",
                     params={"paths": [f for f, _ in bulk_files], "columns": {idf: "VARCHAR"}},
                 )

@@ -89,8 +89,8 @@ def _bulk_sql(kind: Kind) -> str:
             ) IS TRUE AS ok_rest,
             payload IS NOT NULL AS has_payload
         FROM read_json(
-            $path, format = 'newline_delimited', columns = $columns,
-            ignore_errors = true, maximum_object_size = 268435456
+            $path, format = 'newline_delimited', records = true, columns = $columns,
+            ignore_errors = true, maximum_object_size = 16777216
         )
     """
 
