@@ -43,54 +43,49 @@ class BadLineReport:
 
 
 def _bulk_sql(kind: Kind) -> str:
-    """SQL turning read_json's JSON columns into canonical columns plus an ``ok`` flag.
+    """SQL turning read_json's JSON columns into canonical columns plus validity flags.
 
-    ``ok`` is true only for rows whose every field has the exact JSON type an envelope written by
-    metaspn-schemas has; other rows are re-read through the exact path.
+    ``ok_rest`` is true only for rows whose every field (the payload aside) has the exact JSON
+    type an envelope written by metaspn-schemas has; other rows are re-read through the exact path.
+    The inner query computes each conversion once; the outer one only combines them.
     """
     if kind is SIGNALS:
-        specific = (
-            "source->>'$' AS source, payload_type->>'$' AS payload_type,",
-            "AND json_type(source) = 'VARCHAR' AND json_type(payload_type) = 'VARCHAR' "
-            "AND (raw IS NULL OR json_type(raw) = 'OBJECT')",
-            "raw::VARCHAR AS raw,",
-        )
+        first, second = "source", "payload_type"
+        raw_inner = "raw::VARCHAR AS raw, (raw IS NULL OR json_type(raw) = 'OBJECT') AS raw_ok,"
     else:
-        specific = (
-            "emission_type->>'$' AS emission_type, caused_by->>'$' AS caused_by,",
-            "AND json_type(emission_type) = 'VARCHAR' AND json_type(caused_by) = 'VARCHAR'",
-            "NULL::VARCHAR AS raw,",
-        )
-    id_col = kind.id_field
+        first, second = "emission_type", "caused_by"
+        raw_inner = "NULL::VARCHAR AS raw, true AS raw_ok,"
+    idc = kind.id_field
     return f"""  -- noqa: S608 (fixed fragments only; the path is a bind parameter)
         SELECT
-            {id_col}->>'$' AS {id_col},
-            TRY_CAST(timestamp->>'$' AS TIMESTAMPTZ) AS timestamp,
-            {specific[0]}
-            payload::VARCHAR AS payload,
-            schema_version->>'$' AS schema_version,
-            from_json(entity_refs, '{_REF_JSON_SCHEMA}') AS entity_refs,
-            trace::VARCHAR AS trace,
-            {specific[2]}
-            NULL::VARCHAR AS extra,
+            {idc}, TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp, {first}, {second}, payload,
+            schema_version, entity_refs, trace, raw, NULL::VARCHAR AS extra,
             (
-                json_type({id_col}) = 'VARCHAR' AND length({id_col}->>'$') > 0
-                AND json_type(timestamp) = 'VARCHAR'
-                AND regexp_full_match(timestamp->>'$', '{_TS_CANONICAL}')
-                AND TRY_CAST(timestamp->>'$' AS TIMESTAMPTZ) IS NOT NULL
-                AND json_type(schema_version) = 'VARCHAR'
-                AND json_type(entity_refs) = 'ARRAY'
-                AND coalesce(list_bool_and(list_transform(
-                        from_json(entity_refs, '{_REF_JSON_SCHEMA}'),
+                id_t = 'VARCHAR' AND length({idc}) > 0
+                AND ts_t = 'VARCHAR' AND regexp_full_match(ts_text, '{_TS_CANONICAL}')
+                AND first_t = 'VARCHAR' AND second_t = 'VARCHAR' AND sv_t = 'VARCHAR'
+                AND refs_t = 'ARRAY'
+                AND coalesce(list_bool_and(list_transform(entity_refs,
                         lambda r: r IS NOT NULL AND r.ref_type IS NOT NULL AND r.value IS NOT NULL
                              AND r.schema_version IS NOT NULL)), true)
-                AND (trace IS NULL OR json_type(trace) = 'OBJECT')
-                {specific[1]}
+                AND trace_ok AND raw_ok
             ) IS TRUE AS ok_rest,
             payload IS NOT NULL AS has_payload
-        FROM read_json(
-            $path, format = 'newline_delimited', records = true, columns = $columns,
-            ignore_errors = true, maximum_object_size = 16777216
+        FROM (
+            SELECT
+                {idc}->>'$' AS {idc}, json_type({idc}) AS id_t,
+                timestamp->>'$' AS ts_text, json_type(timestamp) AS ts_t,
+                {first}->>'$' AS {first}, json_type({first}) AS first_t,
+                {second}->>'$' AS {second}, json_type({second}) AS second_t,
+                payload::VARCHAR AS payload,
+                schema_version->>'$' AS schema_version, json_type(schema_version) AS sv_t,
+                from_json(entity_refs, '{_REF_JSON_SCHEMA}') AS entity_refs, json_type(entity_refs) AS refs_t,
+                trace::VARCHAR AS trace, (trace IS NULL OR json_type(trace) = 'OBJECT') AS trace_ok,
+                {raw_inner}
+            FROM read_json(
+                $path, format = 'newline_delimited', records = true, columns = $columns,
+                ignore_errors = true, maximum_object_size = 16777216
+            )
         )
     """
 
