@@ -511,7 +511,8 @@ class EnvelopeBuilder:
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
-        self._refs: dict[tuple[Any, ...], EntityRef] = {}
+        self._ref_objects: dict[tuple[Any, ...], EntityRef] = {}
+        self._ref_lists: dict[str, tuple[EntityRef, ...]] = {}
         self._cls = envelope_class(kind)
         # Frozen dataclasses without __slots__ can be filled through __dict__, which skips
         # the per-field object.__setattr__ and __post_init__ (timestamps are already UTC).
@@ -529,7 +530,7 @@ class EnvelopeBuilder:
         if len(flat) == 0:
             return [()] * n
         fields = [flat.field(name).to_pylist() for name in REF_FIELDS]
-        cache = self._refs
+        cache = self._ref_objects
         refs = []
         for key in zip(*fields, strict=True):
             ref = cache.get(key)
@@ -540,6 +541,33 @@ class EnvelopeBuilder:
             refs.append(ref)
         empty: tuple[EntityRef, ...] = ()
         return [tuple(refs[offsets[i] - base : offsets[i + 1] - base]) if offsets[i + 1] > offsets[i] else empty for i in range(n)]
+
+    def _refs(self, batch: pa.RecordBatch | pa.Table, names: list[str]) -> list[tuple[EntityRef, ...]]:
+        """Per-row ref tuples; with a ``__refs_key`` column (refs as JSON text) equal lists share
+        one tuple and most rows cost a single dict lookup."""
+        if "__refs_key" not in names:
+            return self._refs_per_row(batch.column(names.index("entity_refs")))
+        keys = batch.column(names.index("__refs_key")).to_pylist()
+        cache = self._ref_lists
+        objects = self._ref_objects
+        out: list[tuple[EntityRef, ...]] = []
+        for key in keys:
+            refs = cache.get(key)
+            if refs is None:
+                items = []
+                for d in orjson.loads(key) or ():
+                    ref_key = (d["ref_type"], d["value"], d["platform"], d["label"], d["schema_version"])
+                    ref = objects.get(ref_key)
+                    if ref is None:
+                        ref = EntityRef(*ref_key)
+                        if len(objects) < 1_000_000:
+                            objects[ref_key] = ref
+                    items.append(ref)
+                refs = tuple(items)
+                if len(cache) < 200_000:
+                    cache[key] = refs
+            out.append(refs)
+        return out
 
     def build(self, batch: pa.RecordBatch | pa.Table) -> list[Any]:
         """Envelopes of every row, in row order."""
@@ -555,7 +583,7 @@ class EnvelopeBuilder:
         micros = batch.column(names.index("timestamp")).cast(pa.int64()).to_pylist()
         payloads = col("payload")
         versions = col("schema_version")
-        refs = self._refs_per_row(batch.column(names.index("entity_refs")))
+        refs = self._refs(batch, names)
         traces = col("trace")
         loads = orjson.loads
         epoch = EPOCH

@@ -304,6 +304,9 @@ class QueryEngine:
     ) -> pa.Table:
         """Rows in the window passing ``flt``, first write per id only, ordered by ``order``."""
         start_utc, end_utc = self._window(start, end)
+        # Envelope rows carry their entity refs as JSON text too: one dict lookup per row then
+        # finds the shared tuple of EntityRef objects (see EnvelopeBuilder).
+        refs_key = ", to_json(entity_refs)::VARCHAR AS __refs_key" if columns == "*" else ""
 
         def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
             params = dict(flt.params)
@@ -311,7 +314,7 @@ class QueryEngine:
             params["__end"] = end_utc
             inner = f"""
                 WITH {self._base_sql(hot, files, params, exclude=exclude is not None)}
-                SELECT {columns}{extra_columns} FROM firsts
+                SELECT {columns}{refs_key}{extra_columns} FROM firsts
                 WHERE timestamp BETWEEN $__start AND $__end AND {flt.sql()}
             """
             if post_sql is not None:
