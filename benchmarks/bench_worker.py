@@ -164,12 +164,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         out["count"] = counts
         hot = sample.hot_entities(signals_per_day=spec["signals_per_day"], seed=spec["seed"], top=3)
         out["hot_entities"] = [ref.to_dict() for ref in hot]
-    elif op in ("write_single", "write_batch"):
+    elif op in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
         sample = _load_sample(spec["sample_path"])
         first = _new_signals(sample, spec["n"], seed=1001, day=date(2026, 3, 1))
         second = _new_signals(sample, spec["n"], seed=1002, day=date(2026, 3, 2)) if spec.get("warm") else []
-        store = FileSystemStore(workspace)
-        if op == "write_single":
+        fsync = op.endswith("_fsync") and "durability" in inspect.signature(FileSystemStore).parameters
+        store = FileSystemStore(workspace, durability="fsync") if fsync else FileSystemStore(workspace)
+        if op.startswith("write_single"):
 
             def write(batch: list[SignalEnvelope]) -> list[Any]:
                 return [store.write_signal(signal) for signal in batch]

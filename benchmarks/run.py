@@ -75,7 +75,9 @@ SIZES = {
 SCALING_ALIASES = {"60k": "scale-60k", "300k": "scale-300k", "1.5M": "large", "1.5m": "large"}
 
 READ_OPS = ("replay", "top_candidates", "outcome_buckets", "recent_by_entity", "ready_candidates")
-WRITE_OPS = ("write_single", "write_batch", "open_first_write")
+# The *_fsync variants run the new package with durability="fsync"; 0.1.8 has no such mode and
+# runs its ordinary writes there, so the row shows each mode next to 0.1.8's only mode.
+WRITE_OPS = ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync", "open_first_write")
 ALL_OPS = (*READ_OPS, *WRITE_OPS, "compact")
 
 LABELS = {
@@ -86,6 +88,8 @@ LABELS = {
     "ready_candidates": "ready candidates (limit 50)",
     "write_single": "single writes",
     "write_batch": "batch writes",
+    "write_single_fsync": "single writes, durability=fsync",
+    "write_batch_fsync": "batch writes, durability=fsync",
     "open_first_write": "open + first write (id index)",
     "compact": "compaction",
 }
@@ -248,7 +252,7 @@ def measure(
             scratch = CACHE / "tmp" / f"{impl.key}-{spec['op']}-{index}"
             _copy_workspace(fresh_copy_of, scratch)
             run_spec["workspace"] = str(scratch)
-        elif spec["op"] in ("write_single", "write_batch"):
+        elif spec["op"] in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
             scratch = CACHE / "tmp" / f"{impl.key}-{spec['op']}-{index}"
             if scratch.exists():
                 shutil.rmtree(scratch)
@@ -475,8 +479,8 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
                     )
                     log(f"  {impl.label:>5} {op:<18} skipped (estimated {fmt_time(estimate)})")
                     continue
-            if op in ("write_single", "write_batch"):
-                spec["n"] = size.single_writes if op == "write_single" else size.batch_writes
+            if op in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
+                spec["n"] = size.single_writes if op.startswith("write_single") else size.batch_writes
                 results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
             elif op == "open_first_write":
                 spec["last_day"] = first_write_meta["last_day"]
@@ -531,9 +535,9 @@ def _op_label(op: str, size: Size, meta: dict[str, Any], first_write_meta: dict[
     label = LABELS[op]
     if op == "replay":
         return f"{label} ({meta['signals']:,} signals)"
-    if op == "write_single":
+    if op.startswith("write_single"):
         return f"{label} ({size.single_writes:,} × write_signal, fresh workspace)"
-    if op == "write_batch":
+    if op.startswith("write_batch"):
         return f"{label} (write_signals of {size.batch_writes:,}, fresh workspace)"
     if op == "open_first_write":
         return f"{label} ({first_write_meta['size']} workspace, {first_write_meta['signals']:,} signals)"

@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _MERGE_AT = 200_000
 
@@ -57,7 +58,9 @@ class IdIndex:
         self._recent = {}
         self.repeated = set()
         if repeated is not None and repeated.num_rows:
-            self.repeated = set(zip(repeated.column("hi").to_pylist(), repeated.column("lo").to_pylist(), strict=True))
+            self.repeated = set(
+                zip(repeated.column("hi").to_pylist(), repeated.column("lo").to_pylist(), strict=True)
+            )
 
     def get(self, key: tuple[int, int]) -> int | None:
         code = self._recent.get(key)
@@ -86,10 +89,34 @@ class IdIndex:
             self.add(key, code)
 
     def _merge(self) -> None:
-        merged = sorted(
-            [*zip(self._hi, self._lo, self._code, strict=True), *((hi, lo, c) for (hi, lo), c in self._recent.items())]
+        """Fold the recent ids into the sorted arrays (sorted by Arrow, not as Python tuples)."""
+        recent = sorted(self._recent.items())
+        table = pa.concat_tables(
+            [
+                pa.table(
+                    {
+                        "hi": _as_arrow(self._hi, pa.uint64()),
+                        "lo": _as_arrow(self._lo, pa.uint64()),
+                        "code": _as_arrow(self._code, pa.uint32()),
+                    }
+                ),
+                pa.table(
+                    {
+                        "hi": pa.array([k[0] for k, _ in recent], pa.uint64()),
+                        "lo": pa.array([k[1] for k, _ in recent], pa.uint64()),
+                        "code": pa.array([c for _, c in recent], pa.uint32()),
+                    }
+                ),
+            ]
         )
-        self._hi = array("Q", (m[0] for m in merged))
-        self._lo = array("Q", (m[1] for m in merged))
-        self._code = array("I", (m[2] for m in merged))
+        order = pc.sort_indices(table, sort_keys=[("hi", "ascending"), ("lo", "ascending")])
+        merged = table.take(order)
+        self._hi = _u64(merged.column("hi"))
+        self._lo = _u64(merged.column("lo"))
+        self._code = _u64(merged.column("code"), "I")
         self._recent = {}
+
+
+def _as_arrow(values: array, type_: pa.DataType) -> pa.Array:
+    """Zero-copy Arrow view of an ``array.array`` of fixed-width ints."""
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
