@@ -24,7 +24,7 @@ def test_first_code_wins_across_merges(monkeypatch):
     index = IdIndex()
     for n, record_id in enumerate(ids):
         index.add(digest(record_id), n % 11)
-    for n, record_id in enumerate(ids):
+    for record_id in ids:
         index.add(digest(record_id), 99)  # later writes never replace the first location
     assert len(index) == len(ids)
     assert all(index.get(digest(record_id)) == n % 11 for n, record_id in enumerate(ids))
