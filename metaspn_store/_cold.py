@@ -264,7 +264,7 @@ def compact_day(
         report.bytes_in += cut
         if cut:
             hot_rows, bad_lines, consumed_lines = parse_chunk(
-                kind, connection, data, 0, str(hot_path), whole_file=hot_path
+                kind, connection, data, 0, str(hot_path), whole_file=hot_path, keep_extra=True
             )
         identity = [inode, head_digest(data)]
         claimed = entry.get("hot_lines", 0) if entry.get("hot_file") == identity else 0

@@ -24,7 +24,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaspn_store._codec import BadLine, row_from_line, rows_to_table, schema_for, trace_from_json
+from metaspn_store._codec import (
+    KNOWN_KEYS,
+    BadLine,
+    row_from_line,
+    rows_to_table,
+    schema_for,
+    trace_from_json,
+)
 from metaspn_store._layout import SIGNALS, Kind
 
 # Below this many bytes a chunk is parsed line by line in Python (no DuckDB round trip).
@@ -163,28 +170,36 @@ def parse_chunk(
     path: str,
     *,
     whole_file: Path | None = None,
+    keep_extra: bool = False,
 ) -> tuple[pa.Table, list[BadLineReport], int]:
     """Parse ``data`` (complete lines, ending with a newline) that starts at line ``first_line``.
 
     ``whole_file`` may name a file whose first ``len(data)`` bytes are ``data`` (the bulk path then
-    reads it in place instead of copying). Returns (rows, bad lines, number of lines consumed).
+    reads it in place instead of copying). ``keep_extra`` (the compactor) also fills the ``extra``
+    column with top-level keys the envelope does not know, which plain reads have no use for.
+    Returns (rows, bad lines, number of lines consumed).
     """
     n_lines = data.count(b"\n")
     if len(data) < BULK_THRESHOLD:
         return _exact(kind, data, first_line, path, n_lines)
     table = None
+    extra: pa.Table | None = None
     if whole_file is not None:
         table = _bulk(kind, con, whole_file)
         # DuckDB read the live file: rows past our last newline belong to later appends. Blank
         # lines give no row, so check that row n-1 really is our last line before trusting seq.
         if table.num_rows < n_lines or not _last_row_matches(kind, table, n_lines, data):
             table = None
+        elif keep_extra:
+            extra = _extra_keys_mask(kind, con, whole_file)
     if table is None:
         with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
             handle.write(data)
             tmp = handle.name
         try:
             table = _bulk(kind, con, Path(tmp))
+            if keep_extra:
+                extra = _extra_keys_mask(kind, con, Path(tmp))
         finally:
             os.unlink(tmp)
         if table.num_rows != n_lines:
@@ -193,12 +208,27 @@ def parse_chunk(
     table = table.slice(0, n_lines)
     seq = pa.array(range(first_line, first_line + n_lines), pa.int64())
     ok_rest = table.column("ok_rest")
+    if extra is not None:
+        # Lines with unknown top-level keys go through the exact path, which keeps them in ``extra``.
+        has_extra = extra.column("has_extra").slice(0, n_lines)
+        ok_rest = pc.and_(ok_rest, pc.invert(pc.fill_null(has_extra, False)))
     has_payload = table.column("has_payload")
     table = table.drop_columns(["ok_rest", "has_payload"]).append_column("seq", seq)
     if pc.all(ok_rest).as_py() and pc.all(has_payload).as_py() and _traces_ok(table.column("trace")):
         return table.cast(schema_for(kind)), [], n_lines
     table, bad = _repair(kind, table, ok_rest, has_payload, data, first_line, path)
     return table, bad, n_lines
+
+
+def _extra_keys_mask(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
+    """One row per line (same alignment as the bulk read): does it carry unknown top-level keys?"""
+    known = sorted(KNOWN_KEYS[kind.name])
+    return con.sql(
+        "SELECT len(list_filter(json_keys(j), lambda k: NOT list_contains($known, k))) > 0 AS has_extra "
+        "FROM read_json($path, format = 'newline_delimited', records = false, columns = {'j': 'JSON'}, "
+        "ignore_errors = true, maximum_object_size = 16777216)",
+        params={"path": str(file), "known": known},
+    ).to_arrow_table()
 
 
 def _exact(

@@ -170,3 +170,26 @@ def test_foreign_duplicates_resolve_to_the_first_write_in_every_read(store):
     report = reader.compact(before=date(2026, 2, 7))
     assert sum(d.duplicates_dropped for d in report.days) == 2
     assert list(FileSystemStore(store.workspace).iter_signals(DAY_START, end)) == [first, _signal(2)]
+
+
+@pytest.mark.parametrize("padding", [0, 600])  # small files: exact path; large ones: DuckDB bulk path
+def test_unknown_top_level_keys_survive_compaction(store, padding):
+    """Foreign lines may carry keys the envelope does not know; the Parquet keeps them in ``extra``."""
+    import json
+    from datetime import date
+
+    import pyarrow.parquet as pq
+
+    store.write_signals([_signal(i, payload={"pad": "x" * padding}) for i in range(600)])
+    record = _signal(700).to_dict()
+    record["tenant"] = {"id": 7}
+    record["zz_note"] = "kept"
+    with open(store.signals_dir / "2026-02-05.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    store.compact(before=date(2026, 2, 6))
+    files = list((store.store_root / "cold" / "signals").rglob("*.parquet"))
+    table = pq.read_table(files).to_pylist()
+    extras = {row["signal_id"]: row["extra"] for row in table if row["extra"] is not None}
+    assert {k: json.loads(v) for k, v in extras.items()} == {"s700": {"tenant": {"id": 7}, "zz_note": "kept"}}
+    replay = list(FileSystemStore(store.workspace).iter_signals(DAY_START, DAY_END))
+    assert [s.signal_id for s in replay][-1] == "s700" and len(replay) == 601
