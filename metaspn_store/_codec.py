@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pyarrow as pa
 from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope, TraceContext
 
-from metaspn_store._layout import EMISSIONS, SIGNALS, Kind
+from metaspn_store._layout import SIGNALS, Kind
 from metaspn_store.errors import InvalidRecordError
 
 UTC = timezone.utc
@@ -643,19 +642,7 @@ class EnvelopeBuilder:
         return out
 
 
-def iter_envelopes(kind: Kind, batches: Iterator[pa.RecordBatch]) -> Iterator[Any]:
-    builder = EnvelopeBuilder(kind)
-    for batch in batches:
-        yield from builder.build(batch)
-
-
-def day_of(ts: datetime) -> date:
-    return ensure_utc(ts).date()
-
-
 __all__ = [
-    "EMISSIONS",
-    "SIGNALS",
     "BadLine",
     "EnvelopeBuilder",
     "encode",

@@ -202,11 +202,6 @@ class HotTier:
         assert self._index is not None
         return self._index
 
-    def invalidate_index(self) -> None:
-        self._index = None
-        self._indexed = {}
-        self._dir_mtime = -1
-
     def _build_index(self, cold_ids: Callable[[], pa.Table | None]) -> None:
         files = self.days()
         self._dir_mtime = _mtime(self.dir)

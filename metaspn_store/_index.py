@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,10 +82,6 @@ class IdIndex:
         self._recent[key] = code
         if len(self._recent) >= _MERGE_AT:
             self._merge()
-
-    def add_many(self, keys: Iterable[tuple[int, int]], code: int) -> None:
-        for key in keys:
-            self.add(key, code)
 
     def _merge(self) -> None:
         """Fold the recent ids into the sorted arrays (sorted by Arrow, not as Python tuples)."""

@@ -26,12 +26,11 @@ class Kind:
 
     name: str  # folder name: "signals" | "emissions"
     id_field: str  # "signal_id" | "emission_id"
-    type_field: str  # column filtered by the type list: "source" | "emission_type"
     label: str  # singular, for messages: "signal" | "emission"
 
 
-SIGNALS = Kind("signals", "signal_id", "source", "signal")
-EMISSIONS = Kind("emissions", "emission_id", "emission_type", "emission")
+SIGNALS = Kind("signals", "signal_id", "signal")
+EMISSIONS = Kind("emissions", "emission_id", "emission")
 
 
 class Layout:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from metaspn_store._codec import TS_TYPE, EnvelopeBuilder, ensure_utc, schema_for
+from metaspn_store._codec import EnvelopeBuilder, ensure_utc, schema_for
 from metaspn_store._layout import Kind
 from metaspn_store.errors import QueryError
 
@@ -404,4 +404,4 @@ def _with_position(table: pa.Table, day: date, tier: int) -> pa.Table:
     return table.append_column("tier", pa.repeat(pa.scalar(tier, pa.int8()), n))
 
 
-__all__ = ["Filter", "QueryEngine", "json_pointer", "TS_TYPE"]
+__all__ = ["ANALYSIS_COLUMNS", "SIGNAL_ENTITY_KEY", "Filter", "QueryEngine", "json_pointer"]
