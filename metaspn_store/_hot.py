@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class _Partition:
     nbytes: int = 0
     bad: list[BadLineReport] = field(default_factory=list)
     head: str = ""
+    mtime: int = 0
 
 
 class HotTier:
@@ -85,7 +87,7 @@ class HotTier:
         self.write_lock = ProcessLock(layout.lock_file(kind.name))
         # id index state
         self._index: IdIndex | None = None
-        self._indexed: dict[date, tuple[int, int]] = {}  # day -> (inode, offset indexed up to)
+        self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
         self._dir_mtime: int = -1
@@ -118,11 +120,13 @@ class HotTier:
             except FileNotFoundError:
                 self._cache.pop(day, None)
                 return None
-            if part is None or part.inode != st.st_ino or st.st_size < part.offset:
+            seen = None if part is None else _Seen(part.inode, part.head, part.offset, part.mtime)
+            if part is None or not _same_file(seen, st, path):
                 part = _Partition(path=path, day=day, inode=st.st_ino)
                 self._cache[day] = part
             if st.st_size > part.offset:
                 self._read_new_bytes(part, st.st_size)
+            part.mtime = st.st_mtime_ns
             self._cache.move_to_end(day)
             tables = part.tables
             if len(tables) > 1:
@@ -206,7 +210,7 @@ class HotTier:
         files = self.days()
         self._dir_mtime = _mtime(self.dir)
         self._known_files = files
-        stats: dict[date, tuple[int, int]] = {}
+        stats: dict[date, _Seen] = {}
         parts: list[pa.Table] = []
         cold = cold_ids()
         if cold is not None and cold.num_rows:
@@ -218,7 +222,7 @@ class HotTier:
             except FileNotFoundError:
                 continue
             cut = _complete_prefix_length(path, st.st_size)
-            stats[day] = (st.st_ino, cut)
+            stats[day] = _Seen(st.st_ino, first_line_digest(path) if cut else "", cut, st.st_mtime_ns)
             if cut >= BULK_THRESHOLD:
                 bulk_files.append((str(path), code_for(day, HOT)))
             elif cut:
@@ -266,7 +270,9 @@ class HotTier:
         """Index complete lines appended by anyone since we last looked (call under write_lock)."""
         assert self._index is not None
         mtime = _mtime(self.dir)
-        if mtime != self._dir_mtime:
+        # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
+        # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
+        if mtime != self._dir_mtime or time.time_ns() - mtime < 2_000_000_000:
             self._known_files = self.days()
             self._dir_mtime = mtime
         seen: dict[date, tuple[int, int]] = {}
@@ -277,21 +283,24 @@ class HotTier:
                 self._indexed.pop(day, None)
                 continue
             seen[day] = (st.st_ino, st.st_size)
-            inode, offset = self._indexed.get(day, (st.st_ino, 0))
-            if inode != st.st_ino:
-                offset = 0
-            if st.st_size <= offset:
-                self._indexed[day] = (st.st_ino, offset)
+            state = self._indexed.get(day)
+            if state is None or not _same_file(state, st, path):
+                state = _Seen(st.st_ino, "", 0, st.st_mtime_ns)
+                self._indexed[day] = state
+            state.mtime = st.st_mtime_ns
+            if st.st_size <= state.offset:
                 continue
             with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(st.st_size - offset)
+                handle.seek(state.offset)
+                data = handle.read(st.st_size - state.offset)
             cut = data.rfind(b"\n") + 1
             if cut:
+                if state.offset == 0:
+                    state.head = head_digest(data)
                 code = code_for(day, HOT)
                 for record_id in _ids_from_lines(data[:cut], self.kind.id_field):
                     self._index.add(digest(record_id), code)
-            self._indexed[day] = (st.st_ino, offset + cut)
+            state.offset += cut
         self._stats = seen
 
     # ------------------------------------------------------------------ appends (call under write_lock)
@@ -332,8 +341,9 @@ class HotTier:
         payload = b"".join(lines)
         fd, inode, size = self._append_fd(day, path)
         indexed = self._indexed.get(day)
+        in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         prefix = b""
-        if size > 0 and (indexed is None or indexed != (inode, size)):
+        if size > 0 and not in_step:
             # Our index does not end exactly at the end of the file: look at the last byte. A
             # writer that died mid-line left no newline; start ours on a fresh line.
             with open(path, "rb") as handle:
@@ -353,13 +363,53 @@ class HotTier:
             code = code_for(day, HOT)
             for key in keys:
                 self._index.add(key, code)
-            if indexed == (inode, size):
-                self._indexed[day] = (inode, new_size)
+            if in_step and indexed is not None:
+                indexed.offset = new_size
+                indexed.mtime = os.fstat(fd).st_mtime_ns
+            elif size == 0:
+                self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(fd).st_mtime_ns)
             if day not in self._known_files:
                 self._known_files[day] = path
                 self._known_files = dict(sorted(self._known_files.items()))
                 self._dir_mtime = _mtime(self.dir)
         return path
+
+
+@dataclass
+class _Seen:
+    """How far we have read one hot file, and how to tell it is still the same file.
+
+    A deleted file's inode number is soon reused (compaction deletes hot files; a late write
+    creates a new one), so identity is the inode plus a digest of the first line; the first line
+    is only re-read when the file's mtime moved since we last looked.
+    """
+
+    inode: int
+    head: str
+    offset: int
+    mtime: int
+
+
+def first_line_digest(path: Path) -> str:
+    """head_digest of the file's first complete line ("" while there is none)."""
+    with open(path, "rb") as handle:
+        data = b""
+        while True:
+            chunk = handle.read(65536)
+            if not chunk:
+                return head_digest(b"")
+            data += chunk
+            if b"\n" in chunk:
+                return head_digest(data)
+
+
+def _same_file(seen: _Seen | None, st: os.stat_result, path: Path) -> bool:
+    """Is ``path`` (with stat ``st``) still the file ``seen`` describes?"""
+    if seen is None or seen.inode != st.st_ino or st.st_size < seen.offset:
+        return False
+    if st.st_mtime_ns == seen.mtime or seen.offset == 0:
+        return True
+    return first_line_digest(path) == seen.head
 
 
 _IDS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("code", pa.uint32())])

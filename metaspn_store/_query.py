@@ -28,8 +28,9 @@ _NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN")
 
 
 _ENTITY_KEY = (
-    "CASE WHEN len(entity_refs) > 0 THEN entity_refs[1].ref_type || ':' || "
-    "coalesce(entity_refs[1].platform, 'None') || ':' || entity_refs[1].value ELSE {fallback} END"
+    "CASE WHEN len(entity_refs) > 0 THEN coalesce(entity_refs[1].ref_type, 'None') || ':' || "
+    "coalesce(entity_refs[1].platform, 'None') || ':' || coalesce(entity_refs[1].value, 'None') "
+    "ELSE {fallback} END"
 )
 # 0.1.8's unique_by_entity key: f"{ref_type}:{platform}:{value}" of the first ref (None prints as
 # "None"), or "signal:<id>" for a signal without refs.
@@ -71,7 +72,9 @@ class Filter:
     def in_list(self, column: str, values: Sequence[str] | None) -> None:
         """``values`` empty or None means no filter (0.1.8 semantics)."""
         if values:
-            self.add(f"list_contains({self.param([str(v) for v in values])}::VARCHAR[], {column})")
+            # 0.1.8 tests ``value in set(values)``: a non-string never equals a string column.
+            strings = [v for v in values if isinstance(v, str)]
+            self.add(f"list_contains({self.param(strings)}::VARCHAR[], {column})")
 
     def not_in_list(self, column: str, values: Sequence[str]) -> None:
         # A subquery over the unnested list lets DuckDB hash it once (list_contains scans per row).

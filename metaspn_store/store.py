@@ -352,11 +352,28 @@ class FileSystemStore:
         report.seconds = round(time.perf_counter() - started, 4)
         return report
 
-    def _location(self, kind: Kind, code: int) -> Path:
+    def _location(self, kind: Kind, code: int, record_id: str) -> Path:
+        """Where the first record of an id lives now (only asked for duplicates).
+
+        The index remembers the tier an id was first seen in; a compaction (maybe in another
+        process) may have moved that day to Parquet since, so a hot answer is checked.
+        """
         day, tier = decode_code(code)
+        cold_path = self._layout.cold_dir(kind) / f"day={day.isoformat()}"
         if tier == COLD:
-            return self._layout.cold_dir(kind) / f"day={day.isoformat()}"
-        return self._layout.hot_file(kind, day)
+            return cold_path
+        hot_path = self._layout.hot_file(kind, day)
+        files = self._cold[kind.name].files(day, day).get(day)
+        if files:
+            if not hot_path.exists():
+                return cold_path
+            found = self._connection().sql(
+                f"SELECT count(*) FROM read_parquet($files) WHERE {kind.id_field} = $id",  # noqa: S608
+                params={"files": files, "id": record_id},
+            ).fetchall()
+            if found[0][0]:
+                return cold_path
+        return hot_path
 
     # ------------------------------------------------------------------ writes
 
@@ -379,7 +396,7 @@ class FileSystemStore:
                 key = digest(record_id)
                 code = index.get(key)
                 if code is not None:
-                    existing: Path | None = self._location(kind, code)
+                    existing: Path | None = self._location(kind, code, record_id)
                 elif key in pending:
                     existing = self._layout.hot_file(kind, pending[key])
                 else:
