@@ -91,6 +91,7 @@ class HotTier:
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
         self._dir_mtime: int = -1
+        self._last_scan: int = 0
         self._known_files: dict[date, Path] = {}
 
     # ------------------------------------------------------------------ listing
@@ -272,9 +273,11 @@ class HotTier:
         mtime = _mtime(self.dir)
         # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
         # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
-        if mtime != self._dir_mtime or time.time_ns() - mtime < 2_000_000_000:
+        now = time.time_ns()
+        if mtime != self._dir_mtime or (now - mtime < 2_000_000_000 and now - self._last_scan > 20_000_000):
             self._known_files = self.days()
             self._dir_mtime = mtime
+            self._last_scan = now
         seen: dict[date, tuple[int, int]] = {}
         for day, path in self._known_files.items():
             try:
