@@ -304,12 +304,14 @@ class QueryEngine:
         post_sql: str | None = None,
         columns: str = "*",
         exclude: pa.Table | None = None,
+        with_refs_key: bool = False,
     ) -> pa.Table:
         """Rows in the window passing ``flt``, first write per id only, ordered by ``order``."""
         start_utc, end_utc = self._window(start, end)
-        # Envelope rows carry their entity refs as JSON text too: one dict lookup per row then
-        # finds the shared tuple of EntityRef objects (see EnvelopeBuilder).
-        refs_key = ", to_json(entity_refs)::VARCHAR AS __refs_key" if columns == "*" else ""
+        # Replays carry each row's entity refs as JSON text too: one dict lookup per row then finds
+        # the shared tuple of EntityRef objects (see EnvelopeBuilder). Read models return few rows
+        # and skip it, so DuckDB does not render refs for rows a LIMIT drops.
+        refs_key = ", to_json(entity_refs)::VARCHAR AS __refs_key" if with_refs_key else ""
 
         def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
             params = dict(flt.params)
@@ -388,6 +390,7 @@ class QueryEngine:
                 flt,
                 order="timestamp, day, tier, seq",
                 exclude=dups,
+                with_refs_key=True,
             )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
