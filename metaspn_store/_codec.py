@@ -44,35 +44,22 @@ TS_TYPE = pa.timestamp("us", tz="UTC")
 # Columns shared by both kinds after the kind-specific ones. ``payload``/``trace``/``raw``/``extra``
 # hold exact JSON text; ``extra`` keeps top-level keys the envelope does not know;
 # ``seq`` is the append order (line number) inside the record's day partition.
+_SHARED_TAIL = [
+    ("payload", pa.string()),
+    ("schema_version", pa.string()),
+    ("entity_refs", pa.list_(REF_STRUCT)),
+    ("trace", pa.string()),
+    ("raw", pa.string()),
+    ("extra", pa.string()),
+    ("seq", pa.int64()),
+]
 SIGNAL_SCHEMA = pa.schema(
-    [
-        ("signal_id", pa.string()),
-        ("timestamp", TS_TYPE),
-        ("source", pa.string()),
-        ("payload_type", pa.string()),
-        ("payload", pa.string()),
-        ("schema_version", pa.string()),
-        ("entity_refs", pa.list_(REF_STRUCT)),
-        ("trace", pa.string()),
-        ("raw", pa.string()),
-        ("extra", pa.string()),
-        ("seq", pa.int64()),
-    ]
+    [("signal_id", pa.string()), ("timestamp", TS_TYPE), ("source", pa.string()), ("payload_type", pa.string())]
+    + _SHARED_TAIL
 )
 EMISSION_SCHEMA = pa.schema(
-    [
-        ("emission_id", pa.string()),
-        ("timestamp", TS_TYPE),
-        ("emission_type", pa.string()),
-        ("caused_by", pa.string()),
-        ("payload", pa.string()),
-        ("schema_version", pa.string()),
-        ("entity_refs", pa.list_(REF_STRUCT)),
-        ("trace", pa.string()),
-        ("raw", pa.string()),
-        ("extra", pa.string()),
-        ("seq", pa.int64()),
-    ]
+    [("emission_id", pa.string()), ("timestamp", TS_TYPE), ("emission_type", pa.string()), ("caused_by", pa.string())]
+    + _SHARED_TAIL
 )
 # Emissions have no ``raw`` field; the column exists (always null) so both kinds share one shape.
 KNOWN_KEYS = {
