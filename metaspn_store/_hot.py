@@ -26,12 +26,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from metaspn_store import _index as saved_index
 from metaspn_store._codec import schema_for
 from metaspn_store._cold import head_digest
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk
+
+# The id index is saved to ``store/.index/<kind>.arrow`` once it holds this many ids, and saved
+# again when a later open had to read this many bytes appended since. A saved index is used only
+# while everything it covers is unchanged and what it misses is at most RELOAD_MAX_BYTES.
+SAVE_MIN_IDS = 20_000
+RESAVE_BYTES = 8 << 20
+RELOAD_MAX_BYTES = 64 << 20
 
 
 class BadLineWarning(UserWarning):
@@ -87,6 +95,9 @@ class HotTier:
         self.write_lock = ProcessLock(layout.lock_file(kind.name))
         # id index state
         self._index: IdIndex | None = None
+        self.index_source = ""  # "saved" or "built": how this process got its index (diagnostics)
+        self._saved_len = 0  # ids in the index when it was last loaded or saved
+        self._cold_files: Callable[[], list[str]] | None = None
         self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
@@ -199,13 +210,97 @@ class HotTier:
 
     # ------------------------------------------------------------------ id index (call under write_lock)
 
-    def index(self, cold_ids: Callable[[], pa.Table | None]) -> IdIndex:
-        """The id index, brought up to date with every complete line on disk."""
-        if self._index is None:
-            self._build_index(cold_ids)
-        self._refresh_index()
+    def index(self, cold_ids: Callable[[], pa.Table | None], cold_files: Callable[[], list[str]]) -> IdIndex:
+        """The id index, brought up to date with every complete line on disk.
+
+        A fresh process starts from the saved index when it still describes the files on disk
+        (same cold files, same hot files up to the offsets it covers) and reads only what was
+        appended since; otherwise it builds the index from the files. The index is saved again
+        when it has grown by a quarter (at least SAVE_MIN_IDS ids) or an open read RESAVE_BYTES.
+        """
+        self._cold_files = cold_files
+        fresh = self._index is None
+        if fresh:
+            if self._load_saved_index(self._relative(cold_files())):
+                self.index_source = "saved"
+            else:
+                self._build_index(cold_ids)
+                self.index_source = "built"
+                self._saved_len = 0
+                fresh = False
+        read = self._refresh_index()
         assert self._index is not None
+        if (fresh and read >= RESAVE_BYTES) or self._grown():
+            self._save_index()
         return self._index
+
+    def persist_index(self) -> None:
+        """Save the index if it grew since it was loaded or saved (call under write_lock)."""
+        if self._index is not None and self._cold_files is not None and len(self._index) > self._saved_len:
+            self._refresh_index()
+            if len(self._index) >= SAVE_MIN_IDS:
+                self._save_index()
+
+    def _grown(self) -> bool:
+        assert self._index is not None
+        n = len(self._index)
+        return n >= SAVE_MIN_IDS and n - self._saved_len >= max(SAVE_MIN_IDS, self._saved_len // 4)
+
+    def _relative(self, paths: list[str]) -> list[str]:
+        return [os.path.relpath(p, self.layout.store_root) for p in paths]
+
+    def _load_saved_index(self, cold: list[str]) -> bool:
+        """Adopt the saved index if it covers exactly these cold files and a prefix of each hot file."""
+        path = self.layout.saved_index(self.kind)
+        if not path.exists():
+            return False
+        loaded = saved_index.load(path)
+        if loaded is None:
+            return False
+        index, meta = loaded
+        covered = meta.get("hot")
+        if meta.get("kind") != self.kind.name or meta.get("cold") != cold or not isinstance(covered, dict):
+            return False
+        files = self.days()
+        dir_mtime = _mtime(self.dir)
+        indexed: dict[date, _Seen] = {}
+        missing = 0
+        for day, file in files.items():
+            try:
+                st = os.stat(file)
+            except FileNotFoundError:
+                continue
+            entry = covered.get(day.isoformat())
+            if entry is None:
+                missing += st.st_size
+                continue
+            inode, head, offset = entry
+            if st.st_ino != inode or st.st_size < offset or (offset and first_line_digest(file) != head):
+                return False
+            indexed[day] = _Seen(inode, head, offset, st.st_mtime_ns)
+            missing += st.st_size - offset
+        if len(indexed) != len(covered) or missing > RELOAD_MAX_BYTES:
+            return False  # a covered file is gone (compacted or deleted), or a rebuild is cheaper
+        self._index = index
+        self._indexed = indexed
+        self._known_files = files
+        self._dir_mtime = dir_mtime
+        self._saved_len = len(index)
+        return True
+
+    def _save_index(self) -> None:
+        """Persist the index with what it covers (call right after a build or a refresh)."""
+        assert self._index is not None and self._cold_files is not None
+        covers = {
+            "kind": self.kind.name,
+            "cold": self._relative(self._cold_files()),
+            "hot": {day.isoformat(): [s.inode, s.head, s.offset] for day, s in sorted(self._indexed.items())},
+        }
+        try:
+            saved_index.save(self.layout.saved_index(self.kind), self._index, covers)
+            self._saved_len = len(self._index)
+        except OSError as exc:  # a read-only or full disk must not stop writes: it is only a cache
+            warnings.warn(f"could not save the id index ({exc}); the next open rebuilds it", stacklevel=3)
 
     def _build_index(self, cold_ids: Callable[[], pa.Table | None]) -> None:
         files = self.days()
@@ -267,9 +362,11 @@ class HotTier:
         self._index = index
         self._indexed = stats
 
-    def _refresh_index(self) -> None:
-        """Index complete lines appended by anyone since we last looked (call under write_lock)."""
+    def _refresh_index(self) -> int:
+        """Index complete lines appended by anyone since we last looked (call under write_lock);
+        return the number of bytes read."""
         assert self._index is not None
+        read = 0
         mtime = _mtime(self.dir)
         # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
         # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
@@ -296,6 +393,7 @@ class HotTier:
             with open(path, "rb") as handle:
                 handle.seek(state.offset)
                 data = handle.read(st.st_size - state.offset)
+            read += len(data)
             cut = data.rfind(b"\n") + 1
             if cut:
                 if state.offset == 0:
@@ -305,6 +403,7 @@ class HotTier:
                     self._index.add(digest(record_id), code)
             state.offset += cut
         self._stats = seen
+        return read
 
     # ------------------------------------------------------------------ appends (call under write_lock)
 

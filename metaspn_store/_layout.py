@@ -6,6 +6,14 @@ Layout (identical to metaspn-store 0.1.8 for the hot tier)::
     WORKSPACE/store/emissions/YYYY-MM-DD.jsonl
     WORKSPACE/store/checkpoints/NAME.json
     WORKSPACE/store/snapshots/NAME__YYYY-MM-DDTHHMMSSZ.json
+
+Added by this package (0.1.8 never looks there)::
+
+    WORKSPACE/store/cold/<kind>/_manifest.json        cold tier commit point
+    WORKSPACE/store/cold/<kind>/day=YYYY-MM-DD/part-NNNNNNNN.parquet
+    WORKSPACE/store/quarantine/<kind>/                bad lines set aside by the compactor
+    WORKSPACE/store/.index/<kind>.arrow               persisted id index (a cache)
+    WORKSPACE/store/.locks/<kind>.lock                writer locks
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Layout:
         self.checkpoints_dir = self.store_root / "checkpoints"
         self.cold_root = self.store_root / "cold"
         self.locks_dir = self.store_root / ".locks"
+        self.index_dir = self.store_root / ".index"
         self._hot_paths: dict[tuple[str, date], Path] = {}
 
     def ensure_dirs(self) -> None:
@@ -65,6 +74,10 @@ class Layout:
 
     def cold_dir(self, kind: Kind) -> Path:
         return self.cold_root / kind.name
+
+    def saved_index(self, kind: Kind) -> Path:
+        """The persisted id index of one kind (a cache: deleting it only costs one rebuild)."""
+        return self.index_dir / f"{kind.name}.arrow"
 
     def lock_file(self, name: str) -> Path:
         self.locks_dir.mkdir(parents=True, exist_ok=True)

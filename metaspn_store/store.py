@@ -35,7 +35,7 @@ from metaspn_store import _codec
 from metaspn_store._codec import ensure_utc
 from metaspn_store._cold import ColdTier, CompactionReport, compact_day
 from metaspn_store._hot import COLD, BadLineWarning, HotTier, code_for, decode_code
-from metaspn_store._index import digest
+from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
@@ -166,9 +166,11 @@ class FileSystemStore:
     # ------------------------------------------------------------------ plumbing
 
     def close(self) -> None:
-        """Release open append descriptors (the store stays usable; they reopen on demand)."""
+        """Save the id index if it grew, and release open append descriptors (the store stays
+        usable; they reopen on demand)."""
         for hot in self._hot.values():
             with hot.write_lock.hold():
+                hot.persist_index()
                 hot.close()
 
     def __enter__(self) -> FileSystemStore:
@@ -200,6 +202,13 @@ class FileSystemStore:
         if claimed is not None and claimed[0] == hot.identity(day):
             table = table.filter(pc.greater_equal(table.column("seq"), claimed[1]))
         return table
+
+    def _id_index(self, kind: Kind) -> IdIndex:
+        """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
+        return self._hot[kind.name].index(partial(self._cold_ids, kind), partial(self._cold_paths, kind))
+
+    def _cold_paths(self, kind: Kind) -> list[str]:
+        return [path for _, path in self._cold[kind.name].all_files()]
 
     def _cold_ids(self, kind: Kind) -> pa.Table | None:
         files = self._cold[kind.name].all_files()
@@ -333,7 +342,7 @@ class FileSystemStore:
                     days = [d for d in hot.days() if d < cutoff]
                     for day in days:
                         with hot.write_lock.hold():
-                            index = hot.index(partial(self._cold_ids, kind))
+                            index = self._id_index(kind)
                             day_report = compact_day(
                                 cold=cold,
                                 hot=hot,
@@ -388,7 +397,7 @@ class FileSystemStore:
         hot = self._hot[kind.name]
         results: list[Path | None] = [None] * len(encoded)
         with hot.write_lock.hold():
-            index = hot.index(lambda: self._cold_ids(kind))
+            index = self._id_index(kind)
             pending: dict[tuple[int, int], date] = {}
             by_day: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
             new_positions: list[tuple[int, date]] = []
