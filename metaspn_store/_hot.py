@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaspn_store import _index as saved_index
+from metaspn_store import _ipc
 from metaspn_store._codec import schema_for
 from metaspn_store._cold import head_digest
 from metaspn_store._index import IdIndex, digest
@@ -40,6 +41,10 @@ from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk
 SAVE_MIN_IDS = 20_000
 RESAVE_BYTES = 8 << 20
 RELOAD_MAX_BYTES = 64 << 20
+# A reader that parsed at least this many bytes of one hot file saves the file's rows as Arrow
+# (``store/.cache/<kind>/<day>.arrow``); the next process maps them instead of parsing again.
+SAVE_PARSE_BYTES = 256 << 10
+_PARSE_FORMAT = 1
 
 
 class BadLineWarning(UserWarning):
@@ -92,6 +97,7 @@ class HotTier:
         self._cache: OrderedDict[date, _Partition] = OrderedDict()
         self._lock = threading.RLock()
         self._warned: set[tuple[str, int]] = set()
+        self.bytes_parsed = 0  # JSONL bytes this process parsed for reads (diagnostics)
         self.write_lock = ProcessLock(layout.lock_file(kind.name))
         # id index state
         self._index: IdIndex | None = None
@@ -135,9 +141,13 @@ class HotTier:
             seen = None if part is None else _Seen(part.inode, part.head, part.offset, part.mtime)
             if part is None or not _same_file(seen, st, path):
                 part = _Partition(path=path, day=day, inode=st.st_ino)
+                self._load_saved_parse(part, st)
                 self._cache[day] = part
+            parsed = 0
             if st.st_size > part.offset:
+                before = part.offset
                 self._read_new_bytes(part, st.st_size)
+                parsed = part.offset - before
             part.mtime = st.st_mtime_ns
             self._cache.move_to_end(day)
             tables = part.tables
@@ -145,6 +155,8 @@ class HotTier:
                 merged = pa.concat_tables(tables)
                 part.tables = [merged]
                 tables = part.tables
+            if parsed >= SAVE_PARSE_BYTES:
+                self._save_parse(part)
             self._evict()
             if not tables:
                 return schema_for(self.kind).empty_table()
@@ -171,20 +183,64 @@ class HotTier:
         )
         part.offset += cut
         part.lines += n_lines
+        self.bytes_parsed += cut
         if table.num_rows:
             part.tables.append(table)
             part.nbytes += table.nbytes
         for report in bad:
-            part.bad.append(report)
-            key = (report.path, report.line)
-            if key not in self._warned:
-                self._warned.add(key)
-                warnings.warn(
-                    f"{report.path}:{report.line}: skipped a line that is not a readable "
-                    f"{self.kind.label} ({report.reason})",
-                    BadLineWarning,
-                    stacklevel=4,
-                )
+            self._note_bad(part, report)
+
+    def _note_bad(self, part: _Partition, report: BadLineReport) -> None:
+        part.bad.append(report)
+        key = (report.path, report.line)
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(
+                f"{report.path}:{report.line}: skipped a line that is not a readable "
+                f"{self.kind.label} ({report.reason})",
+                BadLineWarning,
+                stacklevel=5,
+            )
+
+    def _load_saved_parse(self, part: _Partition, st: os.stat_result) -> None:
+        """Start ``part`` from the saved parse of its file if that still describes the file."""
+        found = _ipc.read(self.layout.saved_parse(self.kind, part.day))
+        if found is None:
+            return
+        table, meta = found
+        offset = meta.get("offset")
+        if (
+            meta.get("format") != _PARSE_FORMAT
+            or meta.get("inode") != st.st_ino
+            or not isinstance(offset, int)
+            or not 0 < offset <= st.st_size
+            or not table.schema.equals(schema_for(self.kind))
+            or first_line_digest(part.path) != meta.get("head")
+        ):
+            return
+        part.offset = offset
+        part.lines = meta["lines"]
+        part.head = meta["head"]
+        part.tables = [table] if table.num_rows else []
+        part.nbytes = table.nbytes
+        for line, reason in meta["bad"]:
+            self._note_bad(part, BadLineReport(str(part.path), line, reason))
+
+    def _save_parse(self, part: _Partition) -> None:
+        """Save the rows parsed so far; a reader that may not write there just goes on."""
+        table = part.tables[0] if part.tables else schema_for(self.kind).empty_table()
+        meta = {
+            "format": _PARSE_FORMAT,
+            "inode": part.inode,
+            "head": part.head,
+            "offset": part.offset,
+            "lines": part.lines,
+            "bad": [[report.line, report.reason] for report in part.bad],
+        }
+        try:
+            _ipc.write_atomic(self.layout.saved_parse(self.kind, part.day), table, meta)
+        except OSError:
+            pass
 
     def _evict(self) -> None:
         total = sum(p.nbytes for p in self._cache.values())
@@ -205,8 +261,10 @@ class HotTier:
             return list(part.bad) if part else []
 
     def forget(self, day: date) -> None:
+        """Drop what we know of the day's hot file (it was compacted and deleted)."""
         with self._lock:
             self._cache.pop(day, None)
+            self.layout.saved_parse(self.kind, day).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ id index (call under write_lock)
 

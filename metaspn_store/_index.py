@@ -12,16 +12,15 @@ it covers (the caller decides whether that is still the store on disk).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from array import array
 from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from metaspn_store import _ipc
 
 _MERGE_AT = 200_000
 
@@ -131,19 +130,16 @@ class IdIndex:
 
 
 _SAVED_FORMAT = 1
-_META_KEY = b"metaspn_store.id_index"
 
 
 def save(path: Path, index: IdIndex, covers: dict[str, Any]) -> None:
-    """Write ``index`` and the description of what it covers; replaced atomically and fsynced,
-    so a crash leaves the previous file or the new one, never a torn one."""
+    """Write ``index`` and the description of what it covers (atomically, fsynced)."""
     index.compact()
     flags = bytearray(len(index._hi))
     for key in index.repeated:
         position = index.position(key)
         if position is not None:
             flags[position] = 1
-    meta = {"format": _SAVED_FORMAT, **covers}
     table = pa.table(
         {
             "hi": _as_arrow(index._hi, pa.uint64()),
@@ -151,43 +147,27 @@ def save(path: Path, index: IdIndex, covers: dict[str, Any]) -> None:
             "code": _as_arrow(index._code, pa.uint32()),
             "repeated": pa.Array.from_buffers(pa.uint8(), len(flags), [None, pa.py_buffer(flags)]),
         }
-    ).replace_schema_metadata({_META_KEY: orjson.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with pa.ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    )
+    _ipc.write_atomic(path, table, {"format": _SAVED_FORMAT, **covers})
 
 
 def load(path: Path) -> tuple[IdIndex, dict[str, Any]] | None:
     """The saved index and its description, or None when there is none or it cannot be read."""
-    try:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        meta = orjson.loads((table.schema.metadata or {})[_META_KEY])
-        if not isinstance(meta, dict) or meta.get("format") != _SAVED_FORMAT:
-            return None
-        index = IdIndex()
-        index.load_sorted(table.select(["hi", "lo", "code"]))
-        # Flags are one byte per id and nearly all zero: find the ones without pyarrow.compute
-        # (whose first use imports pandas, 0.2 s of a fresh writer's start).
-        flags = bytes(_u64(table.column("repeated"), "B"))
-        position = flags.find(1)
-        while position >= 0:
-            index.repeated.add((index._hi[position], index._lo[position]))
-            position = flags.find(1, position + 1)
-    except (OSError, KeyError, ValueError, pa.ArrowException, orjson.JSONDecodeError):
+    found = _ipc.read(path)
+    if found is None:
         return None
+    table, meta = found
+    if meta.get("format") != _SAVED_FORMAT or table.schema.names != ["hi", "lo", "code", "repeated"]:
+        return None
+    index = IdIndex()
+    index.load_sorted(table.select(["hi", "lo", "code"]))
+    # Flags are one byte per id and nearly all zero: find the ones without pyarrow.compute
+    # (whose first use imports pandas, 0.2 s of a fresh writer's start).
+    flags = bytes(_u64(table.column("repeated"), "B"))
+    position = flags.find(1)
+    while position >= 0:
+        index.repeated.add((index._hi[position], index._lo[position]))
+        position = flags.find(1, position + 1)
     return index, meta
 
 

@@ -13,6 +13,7 @@ Added by this package (0.1.8 never looks there)::
     WORKSPACE/store/cold/<kind>/day=YYYY-MM-DD/part-NNNNNNNN.parquet
     WORKSPACE/store/quarantine/<kind>/                bad lines set aside by the compactor
     WORKSPACE/store/.index/<kind>.arrow               persisted id index (a cache)
+    WORKSPACE/store/.cache/<kind>/YYYY-MM-DD.arrow    saved parse of a hot file (a cache)
     WORKSPACE/store/.locks/<kind>.lock                writer locks
 """
 
@@ -54,6 +55,7 @@ class Layout:
         self.cold_root = self.store_root / "cold"
         self.locks_dir = self.store_root / ".locks"
         self.index_dir = self.store_root / ".index"
+        self.parse_cache_dir = self.store_root / ".cache"
         self._hot_paths: dict[tuple[str, date], Path] = {}
 
     def ensure_dirs(self) -> None:
@@ -78,6 +80,10 @@ class Layout:
     def saved_index(self, kind: Kind) -> Path:
         """The persisted id index of one kind (a cache: deleting it only costs one rebuild)."""
         return self.index_dir / f"{kind.name}.arrow"
+
+    def saved_parse(self, kind: Kind, day: date) -> Path:
+        """The saved parse of one hot file (a cache: deleting it only costs one parse)."""
+        return self.parse_cache_dir / kind.name / f"{day.isoformat()}.arrow"
 
     def lock_file(self, name: str) -> Path:
         self.locks_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ test modules never import this file.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,18 @@ def ref_fixture():
 def window():
     """A window wide enough to hold every record the default factories produce."""
     return {"start": utc(2026, 1, 1, 0), "end": utc(2026, 3, 1, 0)}
+
+
+@pytest.fixture(autouse=True)
+def save_derived_files_eagerly(monkeypatch):
+    """Save the id index and hot-file parses at any size (this package only), so that every test
+    that reopens a store also goes through the saved-file paths; set METASPN_TEST_NO_SAVED=1 to
+    run the suite with the production thresholds instead."""
+    if os.environ.get("METASPN_TEST_NO_SAVED") == "1":
+        return
+    try:
+        import metaspn_store._hot as hot_module
+    except ImportError:  # metaspn-store 0.1.8
+        return
+    monkeypatch.setattr(hot_module, "SAVE_MIN_IDS", 1)
+    monkeypatch.setattr(hot_module, "SAVE_PARSE_BYTES", 1)
