@@ -193,9 +193,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         day = date.fromisoformat(spec["last_day"])
         noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
 
+        # Runs on one reused workspace write new ids each time (run numbers start at first_run).
+        run = spec.get("first_run", 0) + spec.get("run", 0)
+        prefix = "s_bench_first_write_" + (f"{run}_" if run else "")
+
         def fresh(index: int) -> SignalEnvelope:
             return SignalEnvelope(
-                signal_id=f"s_bench_first_write_{index}",
+                signal_id=f"{prefix}{index}",
                 timestamp=noon + timedelta(microseconds=index),
                 source="bench.worker",
                 payload_type="BenchProbe",

@@ -246,7 +246,7 @@ def measure(
     """Run ``spec`` ``repeat`` times, each in a fresh process (and, if asked, a fresh workspace copy)."""
     outcome = Outcome("ok")
     for index in range(repeat):
-        run_spec = dict(spec)
+        run_spec = dict(spec, run=index)
         scratch: Path | None = None
         if fresh_copy_of is not None:
             scratch = CACHE / "tmp" / f"{impl.key}-{spec['op']}-{index}"
@@ -290,6 +290,16 @@ def _copy_workspace(source: Path, target: Path) -> None:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, target)
+
+
+SAVED_DIRS = (".cache", ".index")  # derived files the new package saves (parses, id index)
+
+
+def _drop_saved(workspace: Path) -> None:
+    """Remove the new package's saved parses and id index: the state right after migrating a
+    0.1.8 workspace, or of a workspace only 0.1.8 ever wrote to."""
+    for name in SAVED_DIRS:
+        shutil.rmtree(workspace / "store" / name, ignore_errors=True)
 
 
 def _jsonl_bytes(workspace: Path) -> int:
@@ -446,7 +456,7 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
         )
         first_write_pristine = CACHE / "workspaces" / args.first_write_size / "pristine"
     base = window(meta)
-    results: dict[str, dict[str, Outcome]] = {"ref": {}, "new": {}, "new_parquet": {}}
+    results: dict[str, dict[str, Outcome]] = {"ref": {}, "new": {}, "new_first": {}, "new_parquet": {}}
     compaction: Outcome | None = None
 
     sides = [key for key in ("ref", "new") if not getattr(args, f"skip_{key}")]
@@ -482,12 +492,34 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
             if op in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
                 spec["n"] = size.single_writes if op.startswith("write_single") else size.batch_writes
                 results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
-            elif op == "open_first_write":
+            elif op == "open_first_write" and is_ref:
                 spec["last_day"] = first_write_meta["last_day"]
                 results[key][op] = measure(
                     impl, spec, repeat=repeat, timeout=timeout, fresh_copy_of=first_write_pristine
                 )
+            elif op == "open_first_write":
+                # First on a copy of the JSONL-only workspace (no saved id index yet), then again
+                # on that copy, which now has the index the first open saved.
+                spec["last_day"] = first_write_meta["last_day"]
+                reopened = CACHE / "runs" / "new" / f"{first_write_meta['size']}-first-write"
+                results["new_first"][op] = measure(
+                    impl,
+                    spec,
+                    repeat=1,
+                    timeout=timeout,
+                    fresh_copy_of=first_write_pristine,
+                    keep_last_copy_at=reopened,
+                )
+                spec = dict(spec, workspace=str(reopened), first_run=1)
+                results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
+                shutil.rmtree(reopened, ignore_errors=True)
+            elif is_ref:
+                results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
             else:
+                # First with no saved parses (as right after migrating from 0.1.8), then the
+                # usual fresh processes, which find the parses the first one saved.
+                _drop_saved(reads_at[key])
+                results["new_first"][op] = measure(impl, dict(spec, warm=False), repeat=1, timeout=timeout)
                 results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
             if is_ref and op == "replay" and results[key][op].status == "ok":
                 per_record = (results[key][op].median() or 0) / max(1, meta["signals"])
@@ -578,22 +610,30 @@ def render_compare(
         f"- 0.1.8 limits: timeout {args.ref_timeout:.0f} s per run"
         + (f", operations estimated over {args.ref_budget:.0f} s skipped" if args.ref_budget else ""),
         "",
-        "| operation | 0.1.8 | new | new warm | ratio | ratio warm | 0.1.8 peak RSS | new peak RSS "
-        "| same result | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "- new, first open: one fresh process on a workspace without the files this package saves "
+        "(parses of hot files, the id index), as right after switching from 0.1.8; it saves them. "
+        "new: fresh processes after that (the steady state of a store this package uses); "
+        "new warm: a second call in the same process.",
+        "",
+        "| operation | 0.1.8 | new, first open | new | new warm | ratio first open | ratio | ratio warm "
+        "| 0.1.8 peak RSS | new peak RSS | same result | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for op in ops:
         if op == "compact":
             continue
         ref, new = results["ref"].get(op), results["new"].get(op)
+        first = results["new_first"].get(op)
         lines.append(
             "| "
             + " | ".join(
                 [
                     _op_label(op, size, meta, first_write_meta),
                     _cell(ref),
+                    _cell(first),
                     _cell(new),
                     _cell(new, "warm_seconds"),
+                    fmt_ratio(ref.median() if ref else None, first.median() if first else None),
                     fmt_ratio(ref.median() if ref else None, new.median() if new else None),
                     fmt_ratio(ref.median() if ref else None, new.median("warm_seconds") if new else None),
                     fmt_mb(ref.rss() if ref else None),
@@ -615,7 +655,7 @@ def render_compare(
             parquet = compaction.runs[-1].get("parquet_bytes", 0)
             share = parquet / meta["jsonl_bytes"] if meta["jsonl_bytes"] else math.nan
             lines.append(
-                f"| compaction ({records:,} records) | n/a | {fmt_time(seconds)} | | | | | "
+                f"| compaction ({records:,} records) | n/a | | {fmt_time(seconds)} | | | | | | "
                 f"{fmt_mb(compaction.rss())} | | {rate:,.0f} records/s "
                 f"({_verdict(rate >= COMPACTION_RATE_TARGET, size)} ≥ 400,000/s); Parquet "
                 f"{parquet / 1e6:,.1f} MB = 1/{1 / share:.1f} of JSONL "
@@ -631,8 +671,10 @@ def render_compare(
                         [
                             f"after compaction: {_op_label(op, size, meta, first_write_meta)}",
                             _cell(ref),
+                            "",
                             _cell(new),
                             _cell(new, "warm_seconds"),
+                            "",
                             fmt_ratio(ref.median() if ref else None, new.median()),
                             fmt_ratio(ref.median() if ref else None, new.median("warm_seconds")),
                             fmt_mb(ref.rss() if ref else None),
@@ -644,7 +686,7 @@ def render_compare(
                     + " |"
                 )
         else:
-            lines.append(f"| compaction | n/a | {compaction.note} | | | | | | | |")
+            lines.append(f"| compaction | n/a | | {compaction.note} | | | | | | | | |")
     replay = results["new"].get("replay")
     notes = []
     if size.name == "large" and replay is not None and replay.status == "ok":
