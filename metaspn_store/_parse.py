@@ -30,7 +30,6 @@ from metaspn_store._codec import (
     row_from_line,
     rows_to_table,
     schema_for,
-    trace_from_json,
 )
 from metaspn_store._layout import SIGNALS, Kind
 
@@ -40,6 +39,29 @@ _TS_CANONICAL = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\
 _REF_JSON_SCHEMA = (
     '[{"ref_type":"VARCHAR","value":"VARCHAR","platform":"VARCHAR","label":"VARCHAR","schema_version":"VARCHAR"}]'
 )
+
+
+# True only for a trace with exactly the shape TraceContext.to_dict writes (the condition of
+# _codec.trace_from_json(strict=True)); any other trace sends its line to the exact path.
+_TRACE_OK = """(trace IS NULL OR (
+    json_type(trace) = 'OBJECT'
+    AND list_has_all(
+        ['trace_id', 'caused_by', 'provenance', 'redactions', 'metadata', 'privacy_mode', 'schema_version'],
+        json_keys(trace))
+    AND json_type(trace, '$.trace_id') = 'VARCHAR'
+    AND coalesce(json_type(trace, '$.caused_by'), 'ARRAY') = 'ARRAY'
+    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.caused_by[*]'),
+        lambda x: json_type(x) = 'VARCHAR')), true)
+    AND coalesce(json_type(trace, '$.redactions'), 'ARRAY') = 'ARRAY'
+    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.redactions[*]'),
+        lambda x: json_type(x) = 'VARCHAR')), true)
+    AND coalesce(json_type(trace, '$.metadata'), 'OBJECT') = 'OBJECT'
+    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.metadata.*'),
+        lambda x: json_type(x) = 'VARCHAR')), true)
+    AND coalesce(json_type(trace, '$.privacy_mode'), 'BOOLEAN') = 'BOOLEAN'
+    AND coalesce(json_type(trace, '$.provenance'), 'NULL') IN ('NULL', 'VARCHAR')
+    AND coalesce(json_type(trace, '$.schema_version'), 'VARCHAR') = 'VARCHAR'
+))"""
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,7 @@ def _bulk_sql(kind: Kind) -> str:
                 payload::VARCHAR AS payload,
                 schema_version->>'$' AS schema_version, json_type(schema_version) AS sv_t,
                 from_json(entity_refs, '{_REF_JSON_SCHEMA}') AS entity_refs, json_type(entity_refs) AS refs_t,
-                trace::VARCHAR AS trace, (trace IS NULL OR json_type(trace) = 'OBJECT') AS trace_ok,
+                trace::VARCHAR AS trace, {_TRACE_OK} AS trace_ok,
                 {raw_inner}
             FROM read_json(
                 $path, format = 'newline_delimited', records = true, columns = $columns,
@@ -214,7 +236,7 @@ def parse_chunk(
         ok_rest = pc.and_(ok_rest, pc.invert(pc.fill_null(has_extra, False)))
     has_payload = table.column("has_payload")
     table = table.drop_columns(["ok_rest", "has_payload"]).append_column("seq", seq)
-    if pc.all(ok_rest).as_py() and pc.all(has_payload).as_py() and _traces_ok(table.column("trace")):
+    if pc.all(ok_rest).as_py() and pc.all(has_payload).as_py():
         return table.cast(schema_for(kind)), [], n_lines
     table, bad = _repair(kind, table, ok_rest, has_payload, data, first_line, path)
     return table, bad, n_lines
@@ -249,12 +271,6 @@ def _last_row_matches(kind: Kind, table: pa.Table, n_lines: int, data: bytes) ->
     return bool(table.column(kind.id_field)[n_lines - 1].as_py() == record.get(kind.id_field))
 
 
-def _traces_ok(column: pa.ChunkedArray) -> bool:
-    if column.null_count == len(column):
-        return True
-    return all(_trace_ok(t) for t in column.to_pylist() if t is not None)
-
-
 def _bulk(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
     rel = con.sql(_bulk_sql(kind), params={"path": str(file), "columns": _COLUMNS[kind.name]})
     return rel.to_arrow_table()
@@ -276,12 +292,11 @@ def _repair(
     """
     ok_list = ok_rest.to_pylist()
     payload_list = has_payload.to_pylist()
-    traces = table.column("trace").to_pylist()
     lines: list[bytes] | None = None
     redo: list[int] = []
     null_payload: list[int] = []
     for i in range(table.num_rows):
-        if not ok_list[i] or (traces[i] is not None and not _trace_ok(traces[i])):
+        if not ok_list[i]:
             redo.append(i)
         elif not payload_list[i]:
             if lines is None:
@@ -316,11 +331,3 @@ def _repair(
     kept = table.filter(pa.array(keep_mask)).cast(schema)
     merged = pa.concat_tables([kept, rows_to_table(kind, fixed_rows)]).sort_by("seq")
     return merged, bad
-
-
-def _trace_ok(text: str) -> bool:
-    """True when the trace JSON has exactly the shape TraceContext.to_dict writes."""
-    try:
-        return trace_from_json(orjson.loads(text), strict=True) is not None
-    except Exception:  # noqa: BLE001 - anything unusual goes to the exact path
-        return False
