@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from metaspn_store._codec import EnvelopeBuilder, ensure_utc, schema_for
 from metaspn_store._layout import Kind
@@ -366,13 +367,49 @@ class QueryEngine:
 
         if not any(first <= d <= last for d in self._hot_days()):
             return None  # the cold tier holds every id once
+        if self._hot_ids_unique(first, last):
+            return None
         table = self._run(build, first, last, columns=[idc, "seq"])
         return table if table is not None and table.num_rows else None
+
+    def _hot_ids_unique(self, first: date, last: date) -> bool:
+        """True when the window has no cold files and no two hot rows share an id's 64-bit hash.
+
+        A cheap proof that there is nothing to deduplicate (the usual case): one day's ids at a
+        time become hashes, so a long window costs 8 bytes per row instead of every id string
+        and a hash table. False means "maybe": the caller runs the exact query.
+        """
+        before = self._version()
+        if self._cold_files(first, last):
+            return False
+        con = self._connection()
+        idc = self.kind.id_field
+        hashes: list[pa.Array] = []
+        for day in self._hot_days():
+            if not first <= day <= last:
+                continue
+            table = self._hot_table(day)
+            if table is None or not table.num_rows:
+                continue
+            con.register("day_ids", table.select([idc]))
+            try:
+                column = con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0)  # noqa: S608
+            finally:
+                con.unregister("day_ids")
+            hashes.extend(column.chunks)
+        if self._version() != before:
+            return False
+        if len(hashes) < 1:
+            return True
+        combined = pa.chunked_array(hashes, pa.uint64()).combine_chunks()
+        ordered = combined.take(pc.sort_indices(combined))
+        n = len(ordered)
+        return n < 2 or not pc.any(pc.equal(ordered.slice(1), ordered.slice(0, n - 1))).as_py()
 
     def envelopes(self, table: pa.Table) -> list[Any]:
         return EnvelopeBuilder(self.kind).build(table)
 
-    def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 50_000) -> Iterator[Any]:
+    def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
         """Envelopes in (timestamp, append order), one day at a time (bounded memory).
 
         A record lives in its timestamp's day file, so day order is timestamp order. Each day's
