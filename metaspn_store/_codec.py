@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -165,23 +165,69 @@ def _plain(value: Any) -> bool:
     str/bool/None, finite floats, 64-bit ints, lists and str-keyed dicts of those.
     Anything else (tuples, datetimes, dataclasses, NaN, ...) takes the slow converting path."""
     t = type(value)
+    if t is dict:
+        return _plain_dict(value)
+    if t is list:
+        return _plain_list(value)
     if t is str or t is bool or value is None:
         return True
     if t is float:
         return -_INF < value < _INF
     if t is int:
         return _INT64_MIN <= value <= _INT64_MAX
-    if t is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item):
-                return False
-        return True
-    if t is list:
-        for item in value:
-            if not _plain(item):
-                return False
-        return True
     return False
+
+
+# The two walkers below are _plain unrolled for the common leaves (one call per container, not
+# per value): exact types only, so subclasses, tuples, NaN, ... still take the converting path.
+def _plain_dict(value: dict[Any, Any]) -> bool:
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        t = type(item)
+        if t is str or item is None or t is bool:
+            continue
+        if t is int:
+            if _INT64_MIN <= item <= _INT64_MAX:
+                continue
+            return False
+        if t is float:
+            if -_INF < item < _INF:
+                continue
+            return False
+        if t is dict:
+            if _plain_dict(item):
+                continue
+            return False
+        if t is list:
+            if _plain_list(item):
+                continue
+        return False
+    return True
+
+
+def _plain_list(value: list[Any]) -> bool:
+    for item in value:
+        t = type(item)
+        if t is str or item is None or t is bool:
+            continue
+        if t is int:
+            if _INT64_MIN <= item <= _INT64_MAX:
+                continue
+            return False
+        if t is float:
+            if -_INF < item < _INF:
+                continue
+            return False
+        if t is dict:
+            if _plain_dict(item):
+                continue
+            return False
+        if t is list:
+            if _plain_list(item):
+                continue
+        return False
+    return True
 
 
 def _convert(value: Any, record: str, path: str) -> Any:
@@ -197,10 +243,29 @@ def _ref_dict(ref: EntityRef, record: str, path: str) -> dict[str, Any]:
     except TypeError:  # an unhashable field value: convert without the cache
         return _primitive(ref, record, path)
     if cached is None:
-        cached = _primitive(ref, record, path)
+        cached = _plain_ref_dict(ref) or _primitive(ref, record, path)
         if len(_REF_CACHE) < 100_000:
             _REF_CACHE[ref] = cached
     return cached
+
+
+_REF_FIELDS_FAST = tuple(f.name for f in dataclasses.fields(EntityRef)) == REF_FIELDS
+
+
+def _plain_ref_dict(ref: Any) -> dict[str, Any] | None:
+    """What ``_primitive`` makes of an exact EntityRef whose fields are all str or None (else None)."""
+    if type(ref) is not EntityRef or not _REF_FIELDS_FAST:
+        return None
+    ref_type, value, platform, label, version = ref.ref_type, ref.value, ref.platform, ref.label, ref.schema_version
+    if (
+        type(ref_type) is str
+        and type(value) is str
+        and (platform is None or type(platform) is str)
+        and (label is None or type(label) is str)
+        and (version is None or type(version) is str)
+    ):
+        return {"ref_type": ref_type, "value": value, "platform": platform, "label": label, "schema_version": version}
+    return None
 
 
 def _required_str(value: Any, record: str, name: str) -> str:
@@ -306,6 +371,124 @@ def dumps_line(record: dict[str, Any], label: str = "record") -> bytes:
         raise InvalidRecordError(
             f"{label}: field {path.lstrip('.')} cannot be written as UTF-8 JSON ({exc})", field=path.lstrip(".")
         ) from exc
+
+
+_LINE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+# The fast path hands the (UTC) timestamp itself to orjson: with OPT_UTC_Z it writes exactly
+# ``iso_z``'s text (``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``, microseconds only when non-zero).
+_FAST_LINE_OPTIONS = _LINE_OPTIONS | orjson.OPT_UTC_Z
+_TRACE_FIELDS = ("trace_id", "caused_by", "provenance", "redactions", "metadata", "privacy_mode", "schema_version")
+_FAST_TRACE = tuple(f.name for f in dataclasses.fields(TraceContext)) == _TRACE_FIELDS
+
+
+def encode_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes]:
+    """``(id, UTC day, JSON line)`` of one envelope: the same result, bytes and errors as
+    :func:`encode` followed by :func:`dumps_line`.
+
+    Envelopes of the exact schema classes whose values are all plain JSON take a shortcut that
+    builds the record once and lets orjson render it; anything else (errors included) goes
+    through the general path, which alone decides what is written or raised.
+    """
+    try:
+        fast = _fast_line(kind, envelope)
+    except Exception:  # noqa: BLE001 - whatever failed, the general path reports it exactly
+        fast = None
+    if fast is not None:
+        return fast
+    record_id, ts, record = encode(kind, envelope)
+    return record_id, ts.date(), dumps_line(record, f"{kind.label} {record_id!r}")
+
+
+def _fast_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes] | None:
+    """The line of a plain envelope, or None when the general path must decide."""
+    if kind is SIGNALS:
+        if type(envelope) is not SignalEnvelope:
+            return None
+        record_id = envelope.signal_id
+        source = envelope.source
+        payload_type = envelope.payload_type
+        if type(source) is not str or type(payload_type) is not str:
+            return None
+    else:
+        if type(envelope) is not EmissionEnvelope:
+            return None
+        record_id = envelope.emission_id
+        emission_type = envelope.emission_type
+        caused_by = envelope.caused_by
+        if type(emission_type) is not str or type(caused_by) is not str:
+            return None
+    version = envelope.schema_version
+    ts = envelope.timestamp
+    if type(record_id) is not str or not record_id or type(version) is not str or not version:
+        return None
+    if type(ts) is not datetime:
+        return None
+    if ts.tzinfo is not UTC:
+        ts = ensure_utc(ts)
+    refs: list[dict[str, Any]] = []
+    entity_refs = envelope.entity_refs
+    if entity_refs:
+        if type(entity_refs) is not tuple and type(entity_refs) is not list:
+            return None
+        cache_get = _REF_CACHE.get
+        for ref in entity_refs:
+            if type(ref) is not EntityRef:
+                return None
+            ref_dict = cache_get(ref)
+            if ref_dict is None:
+                ref_dict = _ref_dict(ref, "", "")
+            refs.append(ref_dict)
+    trace = envelope.trace
+    if trace is not None:
+        if type(trace) is not TraceContext or not _FAST_TRACE:
+            return None
+        caused = trace.caused_by
+        redactions = trace.redactions
+        trace = {
+            "trace_id": trace.trace_id,
+            "caused_by": list(caused) if type(caused) is tuple else caused,
+            "provenance": trace.provenance,
+            "redactions": list(redactions) if type(redactions) is tuple else redactions,
+            "metadata": trace.metadata,
+            "privacy_mode": trace.privacy_mode,
+            "schema_version": trace.schema_version,
+        }
+        if not _plain_dict(trace):
+            return None
+    payload = envelope.payload
+    t = type(payload)
+    if t is dict:
+        if not _plain_dict(payload):
+            return None
+    elif not _plain(payload):
+        return None
+    if kind is SIGNALS:
+        raw = envelope.raw
+        if raw is not None and (type(raw) is not dict or not _plain_dict(raw)):
+            return None
+        record = {
+            "signal_id": record_id,
+            "timestamp": ts,
+            "source": source,
+            "payload_type": payload_type,
+            "payload": payload,
+            "schema_version": version,
+            "entity_refs": refs,
+            "trace": trace,
+            "raw": raw,
+        }
+    else:
+        record = {
+            "emission_id": record_id,
+            "timestamp": ts,
+            "emission_type": emission_type,
+            "payload": payload,
+            "caused_by": caused_by,
+            "schema_version": version,
+            "trace": trace,
+            "entity_refs": refs,
+        }
+    return record_id, ts.date(), orjson.dumps(record, option=_FAST_LINE_OPTIONS)
 
 
 def _too_deep(label: str) -> InvalidRecordError:
@@ -633,6 +816,7 @@ __all__ = [
     "BadLine",
     "EnvelopeBuilder",
     "encode",
+    "encode_line",
     "dumps_line",
     "row_from_line",
     "rows_to_table",

@@ -12,6 +12,7 @@ it covers (the caller decides whether that is still the store on disk).
 from __future__ import annotations
 
 import hashlib
+import struct
 from array import array
 from bisect import bisect_left
 from pathlib import Path
@@ -25,10 +26,14 @@ from metaspn_store import _ipc
 _MERGE_AT = 200_000
 
 
+_md5 = hashlib.md5
+_halves = struct.Struct("<QQ").unpack  # the digest's two 8-byte halves, each little-endian
+
+
 def digest(record_id: str) -> tuple[int, int]:
     """(upper, lower) 64-bit halves, equal to DuckDB's md5_number_upper / md5_number_lower."""
-    d = hashlib.md5(record_id.encode("utf-8"), usedforsecurity=False).digest()
-    return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
+    hi, lo = _halves(_md5(record_id.encode("utf-8"), usedforsecurity=False).digest())
+    return hi, lo
 
 
 def _u64(column: pa.ChunkedArray | pa.Array, typecode: str = "Q") -> array:

@@ -387,45 +387,74 @@ class FileSystemStore:
     # ------------------------------------------------------------------ writes
 
     def _write(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
+        from io import BytesIO
+
         if on_duplicate not in _POLICIES:
             raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
-        # Validate and render the whole batch before touching any file.
-        encoded = []
+        # Validate and render the whole batch before touching any file. Each day's lines go
+        # straight into one buffer: holding a big batch as one bytes object per line costs about
+        # 2 µs a record in fresh memory (page faults) before they are even joined.
+        encode_line = _codec.encode_line
+        days: dict[date, tuple[BytesIO, list[int], list[tuple[int, int]]]] = {}
+        records: list[tuple[str, date, tuple[int, int]]] = []
+        add_record = records.append
         for envelope in envelopes:
-            record_id, ts, record = _codec.encode(kind, envelope)
-            encoded.append((record_id, ts.date(), _codec.dumps_line(record, f"{kind.label} {record_id!r}")))
+            record_id, day, line = encode_line(kind, envelope)
+            key = digest(record_id)
+            group = days.get(day)
+            if group is None:
+                group = days[day] = (BytesIO(), [], [])
+            group[1].append(group[0].write(line))
+            group[2].append(key)
+            add_record((record_id, day, key))
         hot = self._hot[kind.name]
-        results: list[Path | None] = [None] * len(encoded)
+        # Per position: the Path of an earlier record (duplicates) or the day the line goes to.
+        results: list[Path | date] = []
+        add_result = results.append
+        duplicates: set[int] = set()
         with hot.write_lock.hold():
-            index = self._id_index(kind)
+            index_get = self._id_index(kind).get
             pending: dict[tuple[int, int], date] = {}
-            by_day: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
-            new_positions: list[tuple[int, date]] = []
-            for position, (record_id, day, line) in enumerate(encoded):
-                key = digest(record_id)
-                code = index.get(key)
-                if code is not None:
-                    existing: Path | None = self._location(kind, code, record_id)
-                elif key in pending:
-                    existing = self._layout.hot_file(kind, pending[key])
-                else:
-                    existing = None
-                if existing is not None:
-                    if on_duplicate == "raise":
-                        raise DuplicateEventError(
-                            f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}"
-                        )
-                    results[position] = existing
+            for record_id, day, key in records:
+                code = index_get(key)
+                if code is None and key not in pending:
+                    pending[key] = day
+                    add_result(day)
                     continue
-                pending[key] = day
-                lines, keys = by_day.setdefault(day, ([], []))
-                lines.append(line)
-                keys.append(key)
-                new_positions.append((position, day))
-            written = {day: hot.append(day, lines, keys) for day, (lines, keys) in by_day.items()}
-        for position, day in new_positions:
-            results[position] = written[day]
-        return [p for p in results if p is not None]
+                existing = (
+                    self._location(kind, code, record_id)
+                    if code is not None
+                    else self._layout.hot_file(kind, pending[key])
+                )
+                if on_duplicate == "raise":
+                    raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
+                duplicates.add(len(results))
+                add_result(existing)
+            # Each day with new records: its lines and their keys, days in order of first new record.
+            new_lines: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
+            if not duplicates:
+                for day, (buffer, _, keys) in days.items():
+                    new_lines[day] = ([buffer.getvalue()], keys)
+            else:
+                data = {day: memoryview(buffer.getvalue()) for day, (buffer, _, _) in days.items()}
+                counts = dict.fromkeys(days, 0)
+                offsets = dict.fromkeys(days, 0)
+                kept: dict[date, tuple[BytesIO, list[tuple[int, int]]]] = {}
+                for position, (_, day, key) in enumerate(records):
+                    i = counts[day]
+                    counts[day] = i + 1
+                    start = offsets[day]
+                    end = offsets[day] = start + days[day][1][i]
+                    if position not in duplicates:
+                        group_kept = kept.get(day)
+                        if group_kept is None:
+                            group_kept = kept[day] = (BytesIO(), [])
+                        group_kept[0].write(data[day][start:end])
+                        group_kept[1].append(key)
+                for day, (buffer, keys) in kept.items():
+                    new_lines[day] = ([buffer.getvalue()], keys)
+            written = {day: hot.append(day, lines, keys) for day, (lines, keys) in new_lines.items()}
+        return [written[r] if isinstance(r, date) else r for r in results]
 
     def write_signal(self, signal: SignalEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
         """Append a signal to its UTC day's file and return that path.
