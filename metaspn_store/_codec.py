@@ -243,7 +243,11 @@ def _ref_dict(ref: EntityRef, record: str, path: str) -> dict[str, Any]:
     except TypeError:  # an unhashable field value: convert without the cache
         return _primitive(ref, record, path)
     if cached is None:
-        cached = _plain_ref_dict(ref) or _primitive(ref, record, path)
+        cached = _plain_ref_dict(ref)
+        if cached is None:
+            # Not cached: refs with other field types can be equal yet render differently
+            # (EntityRef(value=1) == EntityRef(value=True) == EntityRef(value=1.0)).
+            return _primitive(ref, record, path)
         if len(_REF_CACHE) < 100_000:
             _REF_CACHE[ref] = cached
     return cached
@@ -540,10 +544,10 @@ def trace_from_json(data: Any, *, strict: bool = False) -> TraceContext | None:
         isinstance(data, dict)
         and data.keys() <= _TRACE_KEYS
         and isinstance(data.get("trace_id"), str)
-        and all(isinstance(x, str) for x in data.get("caused_by", ()))
         and isinstance(data.get("caused_by", ()), list | tuple)
-        and all(isinstance(x, str) for x in data.get("redactions", ()))
+        and all(isinstance(x, str) for x in data.get("caused_by", ()))
         and isinstance(data.get("redactions", ()), list | tuple)
+        and all(isinstance(x, str) for x in data.get("redactions", ()))
         and isinstance(data.get("metadata", {}), dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("metadata", {}).items())
         and isinstance(data.get("privacy_mode", False), bool)
