@@ -496,7 +496,9 @@ class HotTier:
         self.close()
 
     def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
-        """Append complete lines to the day's file in one write; index them (call under write_lock)."""
+        """Append complete lines to the day's file in one write; index them (call under write_lock).
+
+        ``keys`` are the digests of the ids in ``lines``, each checked absent from the index."""
         path = self.layout.hot_file(self.kind, day)
         payload = b"".join(lines)
         fd, inode, size = self._append_fd(day, path)
@@ -521,8 +523,9 @@ class HotTier:
         self._stats[day] = (inode, new_size)
         if self._index is not None:
             code = code_for(day, HOT)
+            add_new = self._index.add_new  # the writer checked every key against the index
             for key in keys:
-                self._index.add(key, code)
+                add_new(key, code)
             if in_step and indexed is not None:
                 indexed.offset = new_size
                 indexed.mtime = os.fstat(fd).st_mtime_ns

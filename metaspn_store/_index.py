@@ -105,6 +105,12 @@ class IdIndex:
         if self._recent:
             self._merge()
 
+    def add_new(self, key: tuple[int, int], code: int) -> None:
+        """Record an id the caller has just checked is not in the index (no second lookup)."""
+        self._recent[key] = code
+        if len(self._recent) >= _MERGE_AT:
+            self._merge()
+
     def _merge(self) -> None:
         """Fold the recent ids into the sorted arrays (sorted by Arrow, not as Python tuples)."""
         recent = sorted(self._recent.items())

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
 
@@ -387,8 +388,6 @@ class FileSystemStore:
     # ------------------------------------------------------------------ writes
 
     def _write(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
-        from io import BytesIO
-
         if on_duplicate not in _POLICIES:
             raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
         # Validate and render the whole batch before touching any file. Each day's lines go
