@@ -103,7 +103,8 @@ class HotTier:
         self._index: IdIndex | None = None
         self.index_source = ""  # "saved" or "built": how this process got its index (diagnostics)
         self._saved_len = 0  # ids in the index when it was last loaded or saved
-        self._cold_files: Callable[[], list[str]] | None = None
+        self._index_cold: list[str] = []  # the cold files whose ids the index holds
+        self._cold_version: object = None  # the manifest version when that was checked
         self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
@@ -264,37 +265,58 @@ class HotTier:
         """Drop what we know of the day's hot file (it was compacted and deleted)."""
         with self._lock:
             self._cache.pop(day, None)
-            self.layout.saved_parse(self.kind, day).unlink(missing_ok=True)
+            try:
+                self.layout.saved_parse(self.kind, day).unlink(missing_ok=True)
+            except OSError:
+                pass  # left by another user: harmless, it no longer matches any file
 
     # ------------------------------------------------------------------ id index (call under write_lock)
 
-    def index(self, cold_ids: Callable[[], pa.Table | None], cold_files: Callable[[], list[str]]) -> IdIndex:
+    def index(
+        self,
+        cold_ids: Callable[[], pa.Table | None],
+        cold_files: Callable[[], list[str]],
+        cold_version: Callable[[], object],
+    ) -> IdIndex:
         """The id index, brought up to date with every complete line on disk.
 
         A fresh process starts from the saved index when it still describes the files on disk
         (same cold files, same hot files up to the offsets it covers) and reads only what was
-        appended since; otherwise it builds the index from the files. The index is saved again
-        when it has grown by a quarter (at least SAVE_MIN_IDS ids) or an open read RESAVE_BYTES.
+        appended since; otherwise it builds the index from the files. When another process
+        changed the cold tier (a compaction), the index is built again: lines it moved to Parquet
+        may never have been seen here. The index is saved again when it has grown by a quarter
+        (at least SAVE_MIN_IDS ids) or an open read RESAVE_BYTES.
         """
-        self._cold_files = cold_files
+        version = cold_version()
         fresh = self._index is None
-        if fresh:
-            if self._load_saved_index(self._relative(cold_files())):
+        if fresh or version != self._cold_version:
+            cold = self._relative(cold_files())
+            if fresh and self._load_saved_index(cold):
                 self.index_source = "saved"
-            else:
+            elif fresh or cold != self._index_cold:
                 self._build_index(cold_ids)
                 self.index_source = "built"
                 self._saved_len = 0
                 fresh = False
+            self._index_cold = cold
+            self._cold_version = version
         read = self._refresh_index()
         assert self._index is not None
         if (fresh and read >= RESAVE_BYTES) or self._grown():
             self._save_index()
         return self._index
 
+    def cold_changed_here(self, cold_files: list[str], cold_version: object) -> None:
+        """This process's compactor committed a day (call under write_lock): the index still
+        holds the same ids (they moved from a hot file to Parquet), so only the description of
+        the cold tier it reflects changes, and no rebuild is needed."""
+        if self._index is not None:
+            self._index_cold = self._relative(cold_files)
+            self._cold_version = cold_version
+
     def persist_index(self) -> None:
         """Save the index if it grew since it was loaded or saved (call under write_lock)."""
-        if self._index is not None and self._cold_files is not None and len(self._index) > self._saved_len:
+        if self._index is not None and len(self._index) > self._saved_len:
             self._refresh_index()
             if len(self._index) >= SAVE_MIN_IDS:
                 self._save_index()
@@ -348,10 +370,10 @@ class HotTier:
 
     def _save_index(self) -> None:
         """Persist the index with what it covers (call right after a build or a refresh)."""
-        assert self._index is not None and self._cold_files is not None
+        assert self._index is not None
         covers = {
             "kind": self.kind.name,
-            "cold": self._relative(self._cold_files()),
+            "cold": self._index_cold,
             "hot": {day.isoformat(): [s.inode, s.head, s.offset] for day, s in sorted(self._indexed.items())},
         }
         try:
@@ -433,6 +455,8 @@ class HotTier:
             self._known_files = self.days()
             self._dir_mtime = mtime
             self._last_scan = now
+            for gone in [day for day in self._indexed if day not in self._known_files]:
+                del self._indexed[gone]  # compacted or deleted: nothing left to follow
         seen: dict[date, tuple[int, int]] = {}
         for day, path in self._known_files.items():
             try:
@@ -527,8 +551,12 @@ class HotTier:
             for key in keys:
                 add_new(key, code)
             if in_step and indexed is not None:
-                indexed.offset = new_size
-                indexed.mtime = os.fstat(fd).st_mtime_ns
+                st = os.fstat(fd)
+                if st.st_size == new_size:
+                    indexed.offset = new_size
+                    indexed.mtime = st.st_mtime_ns
+                # else a tool without our lock appended in between: the next refresh reads from
+                # the old offset (its lines and ours), so no foreign id is skipped.
             elif size == 0:
                 self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(fd).st_mtime_ns)
             if day not in self._known_files:

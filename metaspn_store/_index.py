@@ -92,9 +92,18 @@ class IdIndex:
         return None
 
     def add(self, key: tuple[int, int], code: int) -> None:
-        """Record an id's first partition; an id already present keeps its first code."""
-        if self.get(key) is not None:
+        """Record an id's partition; an id already present keeps the smaller code (the earliest
+        partition: an earlier day, cold before hot on the same day), as a build from the files does."""
+        existing = self.get(key)
+        if existing is not None:
             self.repeated.add(key)
+            if code < existing:  # an earlier partition (lines are not read in day order)
+                if key in self._recent:
+                    self._recent[key] = code
+                else:
+                    position = self.position(key)
+                    assert position is not None
+                    self._code[position] = code
             return
         self._recent[key] = code
         if len(self._recent) >= _MERGE_AT:

@@ -206,7 +206,9 @@ class FileSystemStore:
 
     def _id_index(self, kind: Kind) -> IdIndex:
         """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
-        return self._hot[kind.name].index(partial(self._cold_ids, kind), partial(self._cold_paths, kind))
+        return self._hot[kind.name].index(
+            partial(self._cold_ids, kind), partial(self._cold_paths, kind), self._cold[kind.name].version
+        )
 
     def _cold_paths(self, kind: Kind) -> list[str]:
         return [path for _, path in self._cold[kind.name].all_files()]
@@ -353,6 +355,7 @@ class FileSystemStore:
                                 quarantine_dir=self._layout.store_root / "quarantine",
                                 dry_run=dry_run,
                             )
+                            hot.cold_changed_here(self._cold_paths(kind), cold.version())
                         if day_report is not None:
                             report.days.append(day_report)
                     if not dry_run:

@@ -229,3 +229,76 @@ def test_a_long_running_writer_saves_as_it_grows(tmp_path, monkeypatch):
     index, _ = saved.load(saved_file)  # type: ignore[misc]
     assert 120 <= len(index) < 300
     assert writer_index(tmp_path)[0] == "saved"
+
+
+# --- regressions found in review ---------------------------------------------------------------
+
+D2 = DAY1 + timedelta(days=1)
+
+
+def test_a_compaction_by_another_process_is_seen_by_a_long_running_writer(tmp_path):
+    """Writer 1 never read the hot line another process wrote and compacted; it must not miss that
+    id, nor save an index claiming to cover the new Parquet file."""
+    from metaspn_store import DuplicateEventError
+
+    long_running = FileSystemStore(tmp_path)
+    long_running.write_signals([signal("a", D2)])
+    other = FileSystemStore(tmp_path)
+    other.write_signal(signal("X", DAY1))
+    other.compact(before=D2.date())
+    other.close()
+    with pytest.raises(DuplicateEventError):
+        long_running.write_signal(signal("X", D2 + timedelta(days=1)), on_duplicate="raise")
+    long_running.write_signal(signal("c", D2))
+    long_running.close()
+    with FileSystemStore(tmp_path) as fresh:
+        with pytest.raises(DuplicateEventError):
+            fresh.write_signal(signal("X", D2 + timedelta(days=1)), on_duplicate="raise")
+    source, index = writer_index(tmp_path)
+    assert contents(index)[0] == contents(rebuilt_index(tmp_path))[0]
+
+
+def test_a_line_appended_without_the_lock_during_a_write_is_not_skipped(tmp_path, monkeypatch):
+    """A tool (or 0.1.8) appending between our look at the file and our write: its line must be
+    indexed, so the saved offset may not jump over it."""
+    from metaspn_store import DuplicateEventError
+
+    store = FileSystemStore(tmp_path)
+    store.write_signal(signal("a"))
+    day_file = tmp_path / "store" / "signals" / "2026-02-01.jsonl"
+    foreign = day_file.read_bytes().replace(b'"a"', b'"FOREIGN"')
+    real_index = store._id_index
+
+    def index_then_foreign_append(kind):  # the other writer's append lands right after our look
+        found = real_index(kind)
+        monkeypatch.setattr(store, "_id_index", real_index)
+        with open(day_file, "ab") as handle:
+            handle.write(foreign)
+        return found
+
+    monkeypatch.setattr(store, "_id_index", index_then_foreign_append)
+    store.write_signal(signal("b"))
+    store.close()
+    with FileSystemStore(tmp_path) as fresh:
+        with pytest.raises(DuplicateEventError):
+            fresh.write_signal(signal("FOREIGN"), on_duplicate="raise")
+        assert fresh._hot["signals"].index_source == "saved"
+
+
+def test_an_earlier_day_duplicate_read_later_still_wins(tmp_path):
+    """Refreshing reads lines in file order, not day order: the index must keep the earliest day,
+    as a build does, or compaction keeps both copies."""
+    with FileSystemStore(tmp_path) as store:
+        store.write_signals([signal("X", D2), signal("a", D2)])
+        record = orjson.loads((tmp_path / "store" / "signals" / "2026-02-02.jsonl").read_bytes().splitlines()[0])
+        record["timestamp"] = "2026-02-01T12:00:00Z"
+        with open(tmp_path / "store" / "signals" / "2026-02-01.jsonl", "ab") as handle:
+            handle.write(orjson.dumps(record) + b"\n")  # a foreign copy of X on the earlier day
+        store.write_signals([signal("b", D2)])
+    source, index = writer_index(tmp_path)
+    assert source == "saved"
+    assert contents(index) == contents(rebuilt_index(tmp_path))
+    with FileSystemStore(tmp_path) as store:
+        store.compact(before=D2.date() + timedelta(days=1))
+        ids = [s.signal_id for s in store.iter_signals(DAY1 - timedelta(days=1), D2 + timedelta(days=1))]
+    assert ids == ["X", "a", "b"]

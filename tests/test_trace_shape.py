@@ -97,3 +97,30 @@ def test_a_foreign_trace_with_null_lists_reads_like_0_1_8(tmp_path):
     (signal,) = store.iter_signals(datetime(2026, 1, 1, tzinfo=utc), datetime(2026, 3, 1, tzinfo=utc))
     assert signal.trace is not None
     assert signal.trace.trace_id == "t" and signal.trace.caused_by is None and signal.trace.redactions is None
+
+
+def test_repeated_keys_go_to_the_exact_path():
+    """DuckDB reads the first of two equal keys, orjson the last: such traces are never vouched
+    for in SQL (the exact path then reads the line as 0.1.8 would)."""
+
+    def sql_ok_text(text: str) -> bool:
+        with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
+            handle.write(b'{"trace": ' + text.encode() + b"}\n")
+        try:
+            row = _CON.execute(
+                f"SELECT {_TRACE_OK} FROM read_json($path, format = 'newline_delimited', records = true, "
+                "columns = {'trace': 'JSON'})",
+                {"path": handle.name},
+            )
+            return bool(row.fetchall()[0][0])
+        finally:
+            os.unlink(handle.name)
+
+    assert sql_ok_text('{"trace_id": "t", "metadata": {"k": "v"}}')
+    for text in (
+        '{"trace_id": "t", "trace_id": 5}',
+        '{"trace_id": "t", "metadata": {"k": "v"}, "metadata": [1]}',
+        '{"trace_id": "t", "caused_by": ["a"], "caused_by": 5}',
+        '{"trace_id": "t", "metadata": {"k": "v", "k": 1}}',
+    ):
+        assert not sql_ok_text(text), text
