@@ -1,4 +1,4 @@
-"""Derived files kept as Arrow IPC: written atomically, read back memory-mapped.
+"""Files replaced atomically, and derived files kept as Arrow IPC (read back memory-mapped).
 
 Used for caches that a process can always rebuild from the store's own files (the saved id index,
 saved parses of hot files). Each file carries a JSON description of what it was derived from;
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -18,17 +19,16 @@ import pyarrow as pa
 _META_KEY = b"metaspn_store.derived_from"
 
 
-def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:
-    """Write ``table`` with ``meta``; fsynced and renamed into place, so a crash leaves the
-    previous file or the new one, never a torn one."""
-    table = table.replace_schema_metadata({_META_KEY: orjson.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
+def replace_atomically(path: Path, write: Callable[[BinaryIO], object], *, mode: int | None = None) -> None:
+    """Replace ``path`` with what ``write`` writes to a temporary file in the same folder, flushed,
+    fsynced and renamed into place: a crash or an exception leaves the previous file or the new
+    one, never a torn one. ``mode`` sets the new file's permissions (mkstemp makes it 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o644)  # readable by other users of the workspace, like the hot files
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            with pa.ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -38,6 +38,19 @@ def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:
+    """Write ``table`` with ``meta`` atomically (see :func:`replace_atomically`)."""
+    table = table.replace_schema_metadata({_META_KEY: orjson.dumps(meta)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(handle: BinaryIO) -> None:
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+
+    # Readable by other users of the workspace, like the hot files.
+    replace_atomically(path, write, mode=0o644)
 
 
 def read(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:

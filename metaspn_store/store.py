@@ -14,7 +14,6 @@ Semantics every read shares (the 0.1.8 contract):
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -37,6 +36,7 @@ from metaspn_store._codec import ensure_utc
 from metaspn_store._cold import ColdTier, CompactionReport, compact_day
 from metaspn_store._hot import COLD, BadLineWarning, HotTier, code_for, decode_code
 from metaspn_store._index import IdIndex, digest
+from metaspn_store._ipc import replace_atomically
 from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
@@ -488,19 +488,7 @@ class FileSystemStore:
     def _write_json_atomic(self, destination: Path, document: Any) -> Path:
         """Replace ``destination`` atomically: temp file in the same folder, fsync, rename."""
         text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
-        fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, destination)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        replace_atomically(destination, lambda handle: handle.write(text))
         return destination
 
     @staticmethod
