@@ -1,14 +1,30 @@
 """Files replaced atomically, and derived files kept as Arrow IPC (read back memory-mapped).
 
-Used for caches that a process can always rebuild from the store's own files (the saved id index,
-saved parses of hot files). Each file carries a JSON description of what it was derived from;
-callers compare that with the files on disk before trusting the table.
+:func:`replace_atomically` is how every small document (checkpoints, snapshots) and every saved
+derived file is written. Its steps, each followed by a crash point of :mod:`metaspn_store._faults`
+(``METASPN_STORE_CRASH_AT=atomic.<step>`` kills the process there; ``tests/test_atomic_files.py``
+kills it at each one):
+
+1. ``atomic.created``: create ``.tmp-<12 hex>`` in the target's folder (``O_EXCL``; the name is
+   17 bytes whatever the target is called, so every target name the filesystem holds works);
+2. ``atomic.written``: the caller writes the new bytes;
+3. ``atomic.flushed`` / ``atomic.fsynced``: flush and fsync the temporary file;
+4. ``atomic.renamed``: rename it over the target (atomic on POSIX), then fsync the folder so the
+   rename itself is durable.
+
+A crash before the rename leaves the previous file untouched (and a stray ``.tmp-*`` file, which no
+reader looks at: valid checkpoint and snapshot names never start with a dot); after it, the new
+file. A reader never sees an empty or partial target. An exception removes the temporary file.
+
+Saved derived files are caches that a process can always rebuild from the store's own files (the
+saved id index, saved parses of hot files). Each carries a JSON description of what it was derived
+from; callers compare that with the files on disk before trusting the table.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,21 +32,59 @@ from typing import Any, BinaryIO
 import orjson
 import pyarrow as pa
 
+from metaspn_store._faults import crash_point
+
 _META_KEY = b"metaspn_store.derived_from"
+TEMP_PREFIX = ".tmp-"
+
+
+def _create_temp(folder: Path) -> tuple[int, Path]:
+    """A new, empty temporary file in ``folder``: a short fixed-length name, created exclusively.
+
+    Mode 0o666 less the umask, like the plain ``open()`` of 0.1.8 (mkstemp's 0600 would hide
+    checkpoints from the other users of a shared workspace).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _attempt in range(100):
+        tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a filesystem that cannot fsync folders is left as is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def replace_atomically(path: Path, write: Callable[[BinaryIO], object], *, mode: int | None = None) -> None:
     """Replace ``path`` with what ``write`` writes to a temporary file in the same folder, flushed,
     fsynced and renamed into place: a crash or an exception leaves the previous file or the new
-    one, never a torn one. ``mode`` sets the new file's permissions (mkstemp makes it 0600)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    one, never a torn one (steps in the module docstring). ``mode`` sets the new file's permissions
+    (default: 0o666 less the umask)."""
+    fd, tmp = _create_temp(path.parent)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
+            crash_point("atomic.created")
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             write(handle)
+            crash_point("atomic.written")
             handle.flush()
+            crash_point("atomic.flushed")
             os.fsync(handle.fileno())
+            crash_point("atomic.fsynced")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -38,6 +92,8 @@ def replace_atomically(path: Path, write: Callable[[BinaryIO], object], *, mode:
         except FileNotFoundError:
             pass
         raise
+    crash_point("atomic.renamed")
+    _fsync_folder(path.parent)
 
 
 def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:

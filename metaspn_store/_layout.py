@@ -19,6 +19,7 @@ Added by this package (0.1.8 never looks there)::
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -102,7 +103,11 @@ def day_of_hot_file(path: Path) -> date | None:
 
 
 def validate_name(name: str, what: str) -> str:
-    """A checkpoint/snapshot name must stay one plain file name inside its folder."""
+    """A checkpoint/snapshot name must stay one plain file name inside its folder.
+
+    Its length is checked against the filesystem by :func:`named_file`, where the whole file name
+    is known.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidNameError(f"{what} name must be a non-empty string, got {name!r}")
     if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
@@ -119,3 +124,46 @@ def validate_day_token(token: str) -> str:
     Any other string is accepted, as in 0.1.8 (dates are normalised to YYYY-MM-DD by the caller).
     """
     return validate_name(token, "day")
+
+
+_DEFAULT_NAME_MAX = 255  # bytes; Linux, macOS and Windows filesystems alike
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, the filesystem of ``folder`` holds (``PC_NAME_MAX``).
+
+    255 when the folder does not exist yet or the system does not say.
+    """
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return _DEFAULT_NAME_MAX
+    return limit if isinstance(limit, int) and limit > 0 else _DEFAULT_NAME_MAX
+
+
+def named_file(folder: Path, name: str, what: str, *, prefix: str = "", suffix: str = "") -> Path:
+    """``folder / (prefix + name + suffix)``, or :class:`InvalidNameError` naming the limit when the
+    filesystem cannot hold that file name (longer than NAME_MAX bytes in the filesystem encoding,
+    or not encodable). Checked before anything is written, so a refused name leaves no file.
+
+    ``name`` must already have passed :func:`validate_name`. The limit covers only the file
+    name; temporary files are shorter (see ``_ipc.replace_atomically``).
+    """
+    file_name = f"{prefix}{name}{suffix}"
+    try:
+        size = len(os.fsencode(file_name))
+    except UnicodeEncodeError as exc:
+        raise InvalidNameError(f"{what} name {_short(name)} cannot be a file name on this system: {exc}") from exc
+    limit = name_max(folder)
+    if size > limit:
+        overhead = size - len(os.fsencode(name))
+        raise InvalidNameError(
+            f"{what} name {_short(name)} is too long: its file name {_short(file_name)} would be {size} bytes "
+            f"and the filesystem of {folder} holds at most {limit} bytes per file name (NAME_MAX); "
+            f"use a {what} name of at most {limit - overhead} bytes (UTF-8)"
+        )
+    return folder / file_name
+
+
+def _short(text: str, keep: int = 40) -> str:
+    return repr(text) if len(text) <= keep else repr(text[:keep]) + f"... ({len(text)} characters)"

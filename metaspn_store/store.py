@@ -37,7 +37,15 @@ from metaspn_store._cold import ColdTier, CompactionReport, compact_day
 from metaspn_store._hot import COLD, BadLineWarning, HotTier, code_for, decode_code
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._ipc import replace_atomically
-from metaspn_store._layout import EMISSIONS, SIGNALS, Kind, Layout, validate_day_token, validate_name
+from metaspn_store._layout import (
+    EMISSIONS,
+    SIGNALS,
+    Kind,
+    Layout,
+    named_file,
+    validate_day_token,
+    validate_name,
+)
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
@@ -508,7 +516,7 @@ class FileSystemStore:
         """Write ``snapshots/NAME__YYYY-MM-DDTHHMMSSZ.json`` (replaced atomically)."""
         validate_name(name, "snapshot")
         ts = ensure_utc(snapshot_time or datetime.now(timezone.utc))
-        destination = self.snapshots_dir / f"{name}__{ts.strftime('%Y-%m-%dT%H%M%SZ')}.json"
+        destination = named_file(self.snapshots_dir, name, "snapshot", suffix=f"__{ts.strftime('%Y-%m-%dT%H%M%SZ')}.json")
         state = self._json_document(snapshot_state, f"snapshot {name!r}")
         return self._write_json_atomic(destination, state)
 
@@ -522,10 +530,10 @@ class FileSystemStore:
     def _write_day_document(self, prefix: str, day: date | datetime | str, key: str, body: dict[str, Any]) -> Path:
         token = self._normalize_day(day)
         document = {"day": token, key: self._json_document(body, f"{prefix} {token}"), "schema_version": "0.1"}
-        return self._write_json_atomic(self.snapshots_dir / f"{prefix}__{token}.json", document)
+        return self._write_json_atomic(named_file(self.snapshots_dir, token, "day", prefix=f"{prefix}__", suffix=".json"), document)
 
     def _read_day_document(self, prefix: str, day: date | datetime | str) -> dict[str, Any] | None:
-        return self._read_json(self.snapshots_dir / f"{prefix}__{self._normalize_day(day)}.json")
+        return self._read_json(named_file(self.snapshots_dir, self._normalize_day(day), "day", prefix=f"{prefix}__", suffix=".json"))
 
     def write_daily_digest_snapshot(self, *, day: date | datetime | str, digest: dict[str, Any]) -> Path:
         """Persist ``snapshots/digest__DAY.json`` ({"day", "digest", "schema_version"}); rerun = same path."""
@@ -572,12 +580,12 @@ class FileSystemStore:
     def write_checkpoint(self, name: str, checkpoint: ReplayCheckpoint) -> Path:
         """Write ``checkpoints/NAME.json`` atomically (a crash leaves the previous version)."""
         validate_name(name, "checkpoint")
-        return self._write_json_atomic(self.checkpoints_dir / f"{name}.json", checkpoint.to_dict())
+        return self._write_json_atomic(named_file(self.checkpoints_dir, name, "checkpoint", suffix=".json"), checkpoint.to_dict())
 
     def read_checkpoint(self, name: str) -> ReplayCheckpoint | None:
         """The checkpoint stored under ``name``, or None."""
         validate_name(name, "checkpoint")
-        data = self._read_json(self.checkpoints_dir / f"{name}.json")
+        data = self._read_json(named_file(self.checkpoints_dir, name, "checkpoint", suffix=".json"))
         return None if data is None else ReplayCheckpoint.from_dict(data)
 
     # ------------------------------------------------------------------ replays
