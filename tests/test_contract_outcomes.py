@@ -7,6 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from metaspn_schemas import EntityRef
 from oracle import parse_expiry
+from states import STATES
+
+pytestmark = pytest.mark.store_states(*STATES)
 
 UTC = timezone.utc
 T0 = datetime(2026, 2, 5, 12, 0, 0, tzinfo=UTC)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from metaspn_schemas import EntityRef
+from states import BULK_THRESHOLD, COMPACTED, HOT_LARGE, HOT_SMALL, MIXED, REOPENED_SAVED, STATES
 
 from metaspn_store import FileSystemStore, ReplayCheckpoint
+
+pytestmark = pytest.mark.store_states(*STATES)
 
 UTC = timezone.utc
 T0 = datetime(2026, 2, 5, 12, 0, 0, tzinfo=UTC)
@@ -931,3 +935,87 @@ def test_returned_envelopes_equal_written(store, make_signal, make_emission):
         store.get_latest_approval_outcomes(limit=1, **WIDE),
     ):
         assert rows == [em]
+
+
+# --------------------------------------------------------------------------- the store states themselves
+# Self-checks of tests/states.py: each state really is what its name says when a read arrives.
+
+
+def _hot_days(store) -> dict[str, list[str]]:
+    return {
+        kind: sorted(p.stem for p in (store.store_root / kind).glob("*.jsonl") if p.stat().st_size)
+        for kind in ("signals", "emissions")
+    }
+
+
+def test_store_state_is_reached(store, store_state, make_signal, make_emission):
+    days = ["2026-02-05", "2026-02-06", "2026-02-07"]
+    sigs = [make_signal(f"s{d}{i}", timestamp=at(i, days=d)) for d in range(3) for i in range(2)]
+    ems = [
+        make_emission(f"e{d}{i}", timestamp=at(i, days=d), caused_by=f"s{d}{i}")
+        for d in range(3)
+        for i in range(2)
+    ]
+    store.write_signals(sigs)
+    store.write_emissions(ems)
+    first = getattr(store, "inner", None)
+    assert list(store.iter_signals(**WIDE)) == sigs
+    assert list(store.iter_emissions(**WIDE)) == ems
+    hot = _hot_days(store)
+    cold = {(kind, day) for kind in ("signals", "emissions") for day in days}
+    if store_state == COMPACTED:
+        assert hot == {"signals": [], "emissions": []}
+        assert store.compacted == cold
+    elif store_state == MIXED:
+        assert hot == {"signals": days[2:], "emissions": days[2:]}
+        assert store.compacted == {(kind, day) for kind, day in cold if day != days[2]}
+    else:
+        assert hot == {"signals": days, "emissions": days}
+    if store_state == HOT_LARGE:
+        sizes = [
+            p.stat().st_size
+            for kind in ("signals", "emissions")
+            for p in (store.store_root / kind).glob("*.jsonl")
+        ]
+        assert len(sizes) == 6 and min(sizes) >= BULK_THRESHOLD
+    if store_state not in (HOT_SMALL, COMPACTED, MIXED):
+        assert store.inner is not first  # a new FileSystemStore answered
+    if store_state == REOPENED_SAVED and os.environ.get("METASPN_TEST_NO_SAVED") != "1":
+        assert sorted(p.name for p in (store.store_root / ".index").glob("*.arrow")) == [
+            "emissions.arrow",
+            "signals.arrow",
+        ]
+        assert len(list((store.store_root / ".cache").rglob("*.arrow"))) == 6
+    # Late writes (into compacted days where the state compacted): a new id and a duplicate.
+    late = make_signal("late", timestamp=at(30))
+    store.write_signal(late)
+    assert store.write_signal(make_signal("s00", timestamp=at(40))) == (
+        store.store_root / "cold" / "signals" / "day=2026-02-05"
+        if ("signals", "2026-02-05") in getattr(store, "compacted", ())
+        else store.signals_dir / "2026-02-05.jsonl"
+    )
+    assert list(store.iter_signals(**WIDE)) == sigs[:2] + [late] + sigs[2:]
+
+
+@pytest.mark.store_states(HOT_SMALL, HOT_LARGE, reason="compares the two parse paths")
+def test_hot_large_state_reads_through_the_bulk_parser(store, store_state, make_signal, monkeypatch):
+    """hot-large pads files so that reads take DuckDB's bulk path: the line-by-line parser sees at
+    most the padded last line of each file (hot-small: every line)."""
+    parse = pytest.importorskip("metaspn_store._parse")
+    if not hasattr(parse, "row_from_line"):
+        pytest.skip("metaspn_store._parse no longer calls row_from_line: update this self-check")
+    seen: list[int] = []
+    exact = parse.row_from_line
+
+    def spy(kind, line, seq):
+        seen.append(seq)
+        return exact(kind, line, seq)
+
+    monkeypatch.setattr(parse, "row_from_line", spy)
+    sigs = [make_signal(f"s{i}", timestamp=at(i, days=i % 2)) for i in range(40)]
+    store.write_signals(sigs)
+    assert sorted(ids(store.iter_signals(**WIDE))) == sorted(ids(sigs))
+    if store_state == HOT_SMALL:
+        assert len(seen) == 40
+    else:
+        assert len(seen) <= 2, seen

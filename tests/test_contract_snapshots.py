@@ -8,8 +8,13 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from states import REOPEN_STATES
 
 from metaspn_store import FileSystemStore, ReplayCheckpoint
+
+# Checkpoints and snapshots are small JSON files outside the tiers: compaction and large hot
+# files do not touch them, so only the states that open a new store on the workspace apply.
+pytestmark = pytest.mark.store_states(*REOPEN_STATES)
 
 UTC = timezone.utc
 STATE = {"b": [1, 2, {"c": None}], "a": "héllo ☃", "n": 1.5, "t": True}
