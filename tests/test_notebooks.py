@@ -4,6 +4,9 @@ computed against values derived independently through the public API."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from collections import Counter
 from datetime import date, datetime, timezone
@@ -41,6 +44,7 @@ import json as _json
 _out = {{
     "window": {{"start": START.isoformat(), "end": END.isoformat(), "now": NOW.isoformat()}},
     "volume": [[str(r.day)[:10], r.source, int(r.signals)] for r in volume.itertuples()],
+    "day_tiers": [[str(r.day)[:10], r.tier, int(r.signals)] for r in day_tiers.itertuples()],
     "top": [r.signal_id for r in top.itertuples()],
     "funnel": {{r.bucket: [int(r.api), int(r.sql)] for r in funnel.itertuples()}},
     "calibration": [
@@ -94,8 +98,10 @@ def test_analysis_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     generate_workspace(store, days=3, signals_per_day=600, start=date(2026, 2, 1), seed=7)
     store.compact(before=date(2026, 2, 3))  # two cold days, one hot day
     figure = tmp_path / "calibration.png"
+    volume_figure = tmp_path / "volume.png"
     monkeypatch.setenv("METASPN_WORKSPACE", str(workspace))
     monkeypatch.setenv("METASPN_FIGURE", str(figure))
+    monkeypatch.setenv("METASPN_VOLUME_FIGURE", str(volume_figure))
     kernel = _kernel_env(tmp_path, monkeypatch)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -122,6 +128,26 @@ def test_analysis_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # volume by (day, source) == counting a full replay
     expected_volume = Counter((s.timestamp.date().isoformat(), s.source) for s in signals)
     assert {(d, src): n for d, src, n in got["volume"]} == dict(expected_volume)
+    per_day = Counter(s.timestamp.date().isoformat() for s in signals)
+    assert got["day_tiers"] == [
+        ["2026-02-01", "cold", per_day["2026-02-01"]],
+        ["2026-02-02", "cold", per_day["2026-02-02"]],
+        ["2026-02-03", "hot", per_day["2026-02-03"]],
+    ]
+    # every table is printed in the notebook's output, not only returned
+    printed = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("output_type") == "stream"
+    )
+    for title in (
+        "signals per tier",
+        "signals per source and day",
+        "tier of each day",
+        "top recommendation candidates",
+        "outcome funnel (API and SQL agree)",
+        "calibration by score decile",
+    ):
+        assert f"{title}\n" in printed, title
+    assert got["top"][0] in printed
 
     # top candidates: best RecommendationCandidate per first entity ref, by score, newer, larger id
     best: dict[tuple, tuple] = {}
@@ -168,4 +194,63 @@ def test_analysis_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert cal[0]["score_min"] == min(p[0] for p in pairs) and cal[-1]["score_max"] == max(p[0] for p in pairs)
     assert all(a["score_max"] <= b["score_min"] for a, b in zip(cal, cal[1:], strict=False))
 
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.read_bytes()[:8] == PNG
+    assert volume_figure.read_bytes()[:8] == PNG
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    """A folder laid out like the repository: notebooks/analysis.ipynb next to a tracked plot."""
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(NOTEBOOK, root / "notebooks" / "analysis.ipynb")
+    (root / "notebooks" / "calibration.png").write_bytes(b"tracked plot, must not change")
+    return root
+
+
+def _jupyter_execute(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`jupyter execute notebooks/analysis.ipynb` from ``root``, as the README says to run it."""
+    return subprocess.run(
+        [sys.executable, "-c", "from nbclient.cli import main; main()", "notebooks/analysis.ipynb"],  # jupyter execute
+        cwd=root,
+        env={**os.environ, **env, "PWD": str(root)},  # a shell sets PWD to where it runs
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_relative_paths_are_taken_from_the_launch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project_copy(tmp_path)
+    store = FileSystemStore(root / "ws")
+    generate_workspace(store, days=2, signals_per_day=300, start=date(2026, 2, 1), seed=1)
+    store.compact(before=date(2026, 2, 2))
+    _kernel_env(tmp_path, monkeypatch)
+    res = _jupyter_execute(
+        root, {"METASPN_WORKSPACE": "ws", "METASPN_FIGURE": "calibration.png", "METASPN_VOLUME_FIGURE": "volume.png"}
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (root / "calibration.png").read_bytes()[:8] == PNG
+    assert (root / "volume.png").read_bytes()[:8] == PNG
+    assert (root / "notebooks" / "calibration.png").read_bytes() == b"tracked plot, must not change"
+    assert not (root / "notebooks" / "volume.png").exists() and not (root / "notebooks" / "ws").exists()
+    # the printed tables reach the terminal that ran `jupyter execute`
+    assert "tier of each day\n" in res.stdout and "calibration by score decile\n" in res.stdout
+    assert f"workspace: {root / 'ws'}" not in res.stdout  # plain prints stay in the notebook
+
+
+def test_a_workspace_that_does_not_exist_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project_copy(tmp_path)
+    _kernel_env(tmp_path, monkeypatch)
+    res = _jupyter_execute(root, {"METASPN_WORKSPACE": "no-such-workspace"})
+    assert res.returncode != 0
+    message = (
+        f"METASPN_WORKSPACE='no-such-workspace' is {root / 'no-such-workspace'}, which is not a metaspn-store "
+        "workspace (no store/ folder). Create one with `metaspn-store demo DIR`, or unset METASPN_WORKSPACE "
+        "to analyse a generated sample."
+    )
+    assert message in res.stderr
+    assert "AttributeError" not in res.stderr
+    assert not (root / "no-such-workspace").exists() and not (root / "notebooks" / "no-such-workspace").exists()
