@@ -246,7 +246,7 @@ def compaction_summary(report: dict[str, Any]) -> list[str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write sample data, compact the closed days, run the main read models, explain each step."""
     from metaspn_store import FileSystemStore
-    from metaspn_store.sample import DEFAULT_START, hot_entities, iter_sample_days
+    from metaspn_store.sample import DEFAULT_EMISSION_RATIO, DEFAULT_START, hot_entities, iter_sample_days
 
     workspace = args.workspace
     progress = _progress_wanted(args)
@@ -269,7 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     per_day: list[dict[str, Any]] = []
-    emissions_per_day = round(0.1 * args.signals_per_day)  # iter_sample_days' default ratio
+    emissions_per_day = round(DEFAULT_EMISSION_RATIO * args.signals_per_day)
     total = args.days * (args.signals_per_day + emissions_per_day)
     with _bar(progress, total=total, unit="records", desc="writing") as bar:
         before = {kind: stored(kind) for kind in KINDS}

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope, TraceContext
 
 __all__ = [
+    "DEFAULT_EMISSION_RATIO",
     "DEFAULT_START",
     "SampleStore",
     "generate_workspace",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 DEFAULT_START = date(2026, 2, 1)
+DEFAULT_EMISSION_RATIO = 0.1  # emissions per signal, per day
 
 _DAY_US = 86_400_000_000
 _UTC = timezone.utc
@@ -700,7 +702,7 @@ def iter_sample_days(
     signals_per_day: int = 2000,
     start: date = DEFAULT_START,
     seed: int = 0,
-    emission_ratio: float = 0.1,
+    emission_ratio: float = DEFAULT_EMISSION_RATIO,
     entities: int | None = None,
 ) -> Iterator[tuple[date, list[SignalEnvelope], list[EmissionEnvelope]]]:
     """Yield ``(day, signals, emissions)`` for ``days`` consecutive UTC days from ``start``.
@@ -744,7 +746,7 @@ def generate_workspace(
     signals_per_day: int = 2000,
     start: date = DEFAULT_START,
     seed: int = 0,
-    emission_ratio: float = 0.1,
+    emission_ratio: float = DEFAULT_EMISSION_RATIO,
     entities: int | None = None,
 ) -> dict[str, int]:
     """Write ``iter_sample_days(...)`` into ``store`` and return ``{"signals", "emissions", "days"}``.

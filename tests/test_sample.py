@@ -9,7 +9,13 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from metaspn_schemas import EmissionEnvelope, SignalEnvelope
 
-from metaspn_store.sample import DEFAULT_START, generate_workspace, hot_entities, iter_sample_days
+from metaspn_store.sample import (
+    DEFAULT_EMISSION_RATIO,
+    DEFAULT_START,
+    generate_workspace,
+    hot_entities,
+    iter_sample_days,
+)
 
 SMALL = {"days": 3, "signals_per_day": 1500, "seed": 7}
 
@@ -50,7 +56,7 @@ def test_counts_and_days(sample_days):
     assert [day for day, _, _ in sample_days] == [DEFAULT_START + timedelta(days=i) for i in range(3)]
     for _, signals, emissions in sample_days:
         assert len(signals) == SMALL["signals_per_day"]
-        assert len(emissions) == round(0.1 * len(signals))
+        assert len(emissions) == round(DEFAULT_EMISSION_RATIO * len(signals))
 
 
 def test_emission_ratio_and_start_are_honoured():
