@@ -13,7 +13,9 @@ Rules it encodes:
 - ``entity_ref`` matches by full ``EntityRef`` equality against any of a record's refs;
 - payload filters use Python ``==`` on ``payload.get(key)`` and need a dict payload;
 - ``get_last_posts_by_entity`` returns the last ``limit`` posts (not 0.1.8's "posts among the last
-  4 * limit signals").
+  4 * limit signals");
+- ``write_*`` returns where the first record of the id is: its hot day file, or its Parquet day
+  folder once that day was compacted (the caller says which days were, with ``compacted``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class Oracle:
         self._emissions: list[EmissionEnvelope] = []
         self._signal_days: dict[str, date] = {}
         self._emission_days: dict[str, date] = {}
+        self._cold: dict[str, set[str]] = {"signals": set(), "emissions": set()}  # ids in Parquet
         for signal in signals:
             self.write_signal(signal)
         for emission in emissions:
@@ -126,13 +129,25 @@ class Oracle:
         if signal.signal_id not in self._signal_days:
             self._signal_days[signal.signal_id] = as_utc(signal.timestamp).date()
             self._signals.append(signal)
-        return PurePosixPath("signals", f"{self._signal_days[signal.signal_id].isoformat()}.jsonl")
+        return self._location("signals", signal.signal_id, self._signal_days[signal.signal_id])
 
     def write_emission(self, emission: EmissionEnvelope) -> PurePosixPath:
         if emission.emission_id not in self._emission_days:
             self._emission_days[emission.emission_id] = as_utc(emission.timestamp).date()
             self._emissions.append(emission)
-        return PurePosixPath("emissions", f"{self._emission_days[emission.emission_id].isoformat()}.jsonl")
+        return self._location("emissions", emission.emission_id, self._emission_days[emission.emission_id])
+
+    def compacted(self, kind: str, day: date) -> None:
+        """``day`` of ``kind`` ("signals" / "emissions") was compacted: the first records stored
+        on it so far now live in its Parquet day folder (later writes to the day stay hot until
+        the next compaction)."""
+        days = self._signal_days if kind == "signals" else self._emission_days
+        self._cold[kind].update(record_id for record_id, stored in days.items() if stored == day)
+
+    def _location(self, kind: str, record_id: str, day: date) -> PurePosixPath:
+        if record_id in self._cold[kind]:
+            return PurePosixPath("cold", kind, f"day={day.isoformat()}")
+        return PurePosixPath(kind, f"{day.isoformat()}.jsonl")
 
     @property
     def stored_signals(self) -> list[SignalEnvelope]:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from metaspn_schemas import EntityRef
-from states import BULK_THRESHOLD, COMPACTED, HOT_LARGE, HOT_SMALL, MIXED, REOPENED_SAVED, STATES
+from states import BULK_THRESHOLD, COMPACTED, HOT_LARGE, HOT_SMALL, MIXED, REOPENED_SAVED, STATES, StateStore
 
-from metaspn_store import FileSystemStore, ReplayCheckpoint
+from metaspn_store import ReplayCheckpoint
 
 pytestmark = pytest.mark.store_states(*STATES)
 
@@ -211,7 +211,7 @@ def test_replay_order_with_out_of_order_appends(store, make_signal, make_emissio
     assert ids(store.iter_signals_from_checkpoint(end=WIDE["end"], checkpoint=checkpoint)) == expected[2:]
 
 
-def test_reads_a_workspace_written_in_0_1_8_format(tmp_path, make_signal, make_emission):
+def test_reads_a_workspace_written_in_0_1_8_format(tmp_path, store_state, make_signal, make_emission):
     """Hand-written 0.1.8 partitions (json.dumps sort_keys, compact) open unchanged; blank lines are
     skipped; a record repeated on disk is yielded once (first occurrence)."""
     ws = tmp_path / "legacy"
@@ -231,13 +231,20 @@ def test_reads_a_workspace_written_in_0_1_8_format(tmp_path, make_signal, make_e
     (signals_dir / "2026-02-06.jsonl").write_text(line(a_later), encoding="utf-8")
     (emissions_dir / "2026-02-05.jsonl").write_text(line(e) + line(e), encoding="utf-8")
 
-    store = FileSystemStore(ws)
+    store = StateStore(ws, store_state)
     assert list(store.iter_signals(**WIDE)) == [a, b]
     assert list(store.iter_emissions(**WIDE)) == [e]
-    assert store.write_signal(make_signal("a", timestamp=at(0, days=3))) == signals_dir / "2026-02-05.jsonl"
-    assert (
-        store.write_emission(make_emission("e", timestamp=at(0, days=3)))
-        == emissions_dir / "2026-02-05.jsonl"
+    # A duplicate's location: the first record's hot day file, or its Parquet day folder once compacted.
+    cold = ws / "store" / "cold"
+    assert store.write_signal(make_signal("a", timestamp=at(0, days=3))) == (
+        cold / "signals" / "day=2026-02-05"
+        if ("signals", "2026-02-05") in store.compacted
+        else signals_dir / "2026-02-05.jsonl"
+    )
+    assert store.write_emission(make_emission("e", timestamp=at(0, days=3))) == (
+        cold / "emissions" / "day=2026-02-05"
+        if ("emissions", "2026-02-05") in store.compacted
+        else emissions_dir / "2026-02-05.jsonl"
     )
     store.write_signal(make_signal("c", timestamp=at(6)))
     assert ids(store.iter_signals(**WIDE)) == ["a", "b", "c"]

@@ -5,25 +5,34 @@ Workspaces are small (<= 60 records) but adversarial: duplicate ids with other t
 written out of time order, ties on timestamps, refs differing only in platform/label/schema_version,
 non-dict payloads, bool/int/float/str/missing scores, filter values with quotes, semicolons, SQL
 fragments and unicode, and windows whose bounds sit exactly on record timestamps.
+
+Every property runs in every store state (tests/states.py): the script is written in two rounds
+with a read in between, so the second round writes into the state the first read left (late
+writes and duplicates into compacted days, appends after saved parses and bulk-parsed files).
 """
 
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope, TraceContext
 from oracle import Oracle
+from states import ORACLE_EXAMPLES, STATES, StateStore
 
-from metaspn_store import FileSystemStore, ReplayCheckpoint
+from metaspn_store import ReplayCheckpoint
 
 UTC = timezone.utc
 DAY0 = datetime(2026, 2, 4, tzinfo=UTC)
 EPOCH_WIDE = {"start": datetime(2000, 1, 1, tzinfo=UTC), "end": datetime(2030, 1, 1, tzinfo=UTC)}
+
+pytestmark = pytest.mark.store_states(*STATES)
 
 SETTINGS = settings(
     max_examples=45,
@@ -259,7 +268,15 @@ def workspaces(draw) -> dict[str, Any]:
     sigs = draw(st.lists(signals(), min_size=5, max_size=40))
     ems = draw(st.lists(emissions(), max_size=20))
     batch_sizes = draw(st.lists(st.integers(1, 8), min_size=1, max_size=8))
-    return {"signals": sigs, "emissions": ems, "batch_sizes": batch_sizes, "reopen": draw(st.booleans())}
+    return {
+        "signals": sigs,
+        "emissions": ems,
+        "batch_sizes": batch_sizes,
+        "reopen": draw(st.booleans()),
+        # How many of the last records of each kind are written after a first read.
+        "late_signals": draw(st.integers(0, min(len(sigs), 10))),
+        "late_emissions": draw(st.integers(0, min(len(ems), 5))),
+    }
 
 
 @st.composite
@@ -302,18 +319,23 @@ def windows(draw) -> tuple[datetime, datetime]:
 # --------------------------------------------------------------------------- harness
 
 
-def write_all(store: FileSystemStore, oracle: Oracle, script: dict[str, Any]) -> None:
-    """Write the script through the public API (single and batch calls) and check returned paths."""
+def write_all(
+    store: StateStore,
+    oracle: Oracle,
+    sigs: list[SignalEnvelope],
+    ems: list[EmissionEnvelope],
+    sizes: list[int],
+) -> None:
+    """Write records through the public API (single and batch calls) and check returned paths."""
 
     def rel(path: Path) -> PurePosixPath:
         return PurePosixPath(Path(path).relative_to(store.store_root).as_posix())
 
     for records, one, many, model in (
-        (script["signals"], store.write_signal, store.write_signals, oracle.write_signal),
-        (script["emissions"], store.write_emission, store.write_emissions, oracle.write_emission),
+        (sigs, store.write_signal, store.write_signals, oracle.write_signal),
+        (ems, store.write_emission, store.write_emissions, oracle.write_emission),
     ):
         i = 0
-        sizes = script["batch_sizes"]
         turn = 0
         while i < len(records):
             size = sizes[turn % len(sizes)]
@@ -357,7 +379,7 @@ def describe(result: Any) -> Any:
     return value
 
 
-def same(store: FileSystemStore, oracle: Oracle, name: str, *args: Any, **kwargs: Any) -> None:
+def same(store: StateStore, oracle: Oracle, name: str, *args: Any, **kwargs: Any) -> None:
     expected = outcome(getattr(oracle, name), *args, **kwargs)
     actual = outcome(getattr(store, name), *args, **kwargs)
     assert actual == expected, (
@@ -365,13 +387,33 @@ def same(store: FileSystemStore, oracle: Oracle, name: str, *args: Any, **kwargs
     )
 
 
-def build(script: dict[str, Any], root: str) -> tuple[FileSystemStore, Oracle]:
-    store = FileSystemStore(Path(root) / "ws")
+def build(script: dict[str, Any], root: str, store_state: str) -> tuple[StateStore, Oracle]:
+    store = StateStore(Path(root) / "ws", store_state)
     oracle = Oracle()
-    write_all(store, oracle, script)
+    sigs, ems, sizes = script["signals"], script["emissions"], script["batch_sizes"]
+    n_sigs, n_ems = len(sigs) - script["late_signals"], len(ems) - script["late_emissions"]
+    write_all(store, oracle, sigs[:n_sigs], ems[:n_ems], sizes)
+    if n_sigs < len(sigs) or n_ems < len(ems):
+        # A first read applies the state; the second round is written into that state.
+        same(store, oracle, "iter_signals", EPOCH_WIDE["start"], EPOCH_WIDE["end"])
+        same(store, oracle, "iter_emissions", EPOCH_WIDE["start"], EPOCH_WIDE["end"])
+        for kind, day in store.compacted:
+            oracle.compacted(kind, date.fromisoformat(day))
+        write_all(store, oracle, sigs[n_sigs:], ems[n_ems:], sizes)
     if script["reopen"]:
-        store = FileSystemStore(Path(root) / "ws")
+        store.reopen_now()
     return store, oracle
+
+
+def check_property(store_state: str, body: Callable[..., None], **strategies: Any) -> None:
+    """Run ``body(store_state, **drawn)`` as a hypothesis test with the state's example budget."""
+
+    def run(**drawn: Any) -> None:
+        body(store_state, **drawn)
+
+    # Its own name per property and state: hypothesis keys its example database on it.
+    run.__name__ = run.__qualname__ = f"{body.__name__}__{store_state.replace('-', '_')}"
+    settings(SETTINGS, max_examples=ORACLE_EXAMPLES[store_state])(given(**strategies)(run))()
 
 
 @st.composite
@@ -392,11 +434,15 @@ def checkpoints(draw, replay: list[SignalEnvelope]) -> ReplayCheckpoint | None:
 # --------------------------------------------------------------------------- properties
 
 
-@SETTINGS
-@given(script=workspaces(), window=windows(), data=st.data())
-def test_replay_views_match_oracle(script, window, data):
+def test_replay_views_match_oracle(store_state):
+    check_property(
+        store_state, _replay_views_match_oracle, script=workspaces(), window=windows(), data=st.data()
+    )
+
+
+def _replay_views_match_oracle(store_state, script, window, data):
     with tempfile.TemporaryDirectory() as root:
-        store, oracle = build(script, root)
+        store, oracle = build(script, root, store_state)
         start, end = window
         ref = data.draw(maybe(st.sampled_from(REFS), 7), label="entity_ref")
         sources = data.draw(optional_list(SOURCES), label="sources")
@@ -465,11 +511,15 @@ def test_replay_views_match_oracle(script, window, data):
             )
 
 
-@SETTINGS
-@given(script=workspaces(), window=windows(), data=st.data())
-def test_read_models_match_oracle(script, window, data):
+def test_read_models_match_oracle(store_state):
+    check_property(
+        store_state, _read_models_match_oracle, script=workspaces(), window=windows(), data=st.data()
+    )
+
+
+def _read_models_match_oracle(store_state, script, window, data):
     with tempfile.TemporaryDirectory() as root:
-        store, oracle = build(script, root)
+        store, oracle = build(script, root, store_state)
         start, end = window
         ref = data.draw(maybe(st.sampled_from(REFS), 7), label="entity_ref")
         sources = data.draw(optional_list(SOURCES), label="sources")
@@ -651,18 +701,24 @@ def test_read_models_match_oracle(script, window, data):
         same(store, oracle, "get_latest_draft_signals", limit=4, **whole)
 
 
-@SETTINGS
-@given(
-    script=workspaces(),
-    window=windows(),
-    now=st.one_of(
-        instants(), st.just(datetime(2026, 3, 1, tzinfo=UTC)), st.just(datetime(2026, 2, 6, 12, tzinfo=UTC))
-    ),
-    data=st.data(),
-)
-def test_outcome_queries_match_oracle(script, window, now, data):
+def test_outcome_queries_match_oracle(store_state):
+    check_property(
+        store_state,
+        _outcome_queries_match_oracle,
+        script=workspaces(),
+        window=windows(),
+        now=st.one_of(
+            instants(),
+            st.just(datetime(2026, 3, 1, tzinfo=UTC)),
+            st.just(datetime(2026, 2, 6, 12, tzinfo=UTC)),
+        ),
+        data=st.data(),
+    )
+
+
+def _outcome_queries_match_oracle(store_state, script, window, now, data):
     with tempfile.TemporaryDirectory() as root:
-        store, oracle = build(script, root)
+        store, oracle = build(script, root, store_state)
         start, end = window
         kwargs = {
             "start": start,
@@ -685,12 +741,14 @@ def test_outcome_queries_match_oracle(script, window, now, data):
         same(store, oracle, "get_outcome_window_buckets", now=now, expires_at_field=field, **kwargs)
 
 
-@SETTINGS
-@given(script=workspaces(), data=st.data())
-def test_checkpoint_resume_matches_oracle(script, data):
+def test_checkpoint_resume_matches_oracle(store_state):
+    check_property(store_state, _checkpoint_resume_matches_oracle, script=workspaces(), data=st.data())
+
+
+def _checkpoint_resume_matches_oracle(store_state, script, data):
     """Resuming from a checkpoint built on any prefix of the replay yields exactly the rest."""
     with tempfile.TemporaryDirectory() as root:
-        store, oracle = build(script, root)
+        store, oracle = build(script, root, store_state)
         sources = data.draw(optional_list(SOURCES), label="sources")
         ref = data.draw(maybe(st.sampled_from(REFS), 7), label="entity_ref")
         end = EPOCH_WIDE["end"]
@@ -719,11 +777,15 @@ def test_checkpoint_resume_matches_oracle(script, data):
         )
 
 
-@SETTINGS
-@given(script=workspaces(), a=instants(), b=instants())
-def test_end_before_start_always_raises(script, a, b):
+def test_end_before_start_always_raises(store_state):
+    check_property(
+        store_state, _end_before_start_always_raises, script=workspaces(), a=instants(), b=instants()
+    )
+
+
+def _end_before_start_always_raises(store_state, script, a, b):
     with tempfile.TemporaryDirectory() as root:
-        store, oracle = build(script, root)
+        store, oracle = build(script, root, store_state)
         if a == b:
             b = a + timedelta(microseconds=1)
         start, end = max(a, b), min(a, b)
