@@ -100,3 +100,13 @@ def test_every_python_block_runs_in_order(tmp_path: Path, monkeypatch: pytest.Mo
     # the blocks wrote where the README says, relative to the reader's folder
     assert (tmp_path / "quickstart-workspace" / "store" / "cold").is_dir()
     assert not (tmp_path / "workspace").exists()
+
+
+def test_py_typed_marker_is_shipped() -> None:
+    """Type checkers use the package's annotations only if the wheel carries py.typed."""
+    import tomllib
+
+    root = README.parent
+    assert (root / "metaspn_store" / "py.typed").is_file()
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["metaspn_store"]
