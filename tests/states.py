@@ -54,9 +54,6 @@ STATES: tuple[str, ...] = (
     if BULK_THRESHOLD is not None
     else (HOT_SMALL,)
 )
-# States in which every record still sits in the hot JSONL file of its day, so the paths that
-# write_* returns and the lines of the day files are the ones a hot-only store has.
-HOT_FILE_STATES: tuple[str, ...] = tuple(s for s in STATES if s not in (COMPACTED, MIXED))
 # States that change nothing for checkpoint and snapshot files (only opening a new store can).
 REOPEN_STATES: tuple[str, ...] = tuple(s for s in STATES if s in (HOT_SMALL, REOPENED_SAVED, REOPENED_FRESH))
 
