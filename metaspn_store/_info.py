@@ -10,6 +10,7 @@ format (a Delta Lake table, say) touches one function.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -120,17 +121,28 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def workspace_info(store: Any) -> WorkspaceInfo:
-    """Describe the workspace of ``store`` (a ``FileSystemStore``) without changing anything."""
+STEPS = len(KINDS) + 2  # how many times workspace_info calls ``step``
+
+
+def workspace_info(store: Any, *, step: Callable[[str], None] | None = None) -> WorkspaceInfo:
+    """Describe the workspace of ``store`` (a ``FileSystemStore``) without changing anything.
+
+    ``step(description)`` is called before each of the :data:`STEPS` slow parts (a first open
+    parses every hot file), for a progress bar.
+    """
+    tick = step or (lambda _description: None)
     root = Path(store.store_root)
     with warnings.catch_warnings():
         # Unreadable lines are counted below (verify); a read must not also print them.
         warnings.simplefilter("ignore", BadLineWarning)
         counts: dict[tuple[str, str], int] = {}
         for kind in KINDS:
+            tick(f"counting {kind}")
             rows = store.sql(f"SELECT tier, count(*) FROM {kind} GROUP BY tier").fetchall()  # noqa: S608
             counts.update({(kind, tier): int(n) for tier, n in rows})
+        tick("checking hot lines")
         problems = store.verify()
+        tick("checkpoints")
         checkpoints = _checkpoints(store, root)
     kinds: dict[str, KindInfo] = {}
     for kind in KINDS:

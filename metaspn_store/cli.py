@@ -420,9 +420,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Per kind: hot and cold days, records, bytes, quarantined lines, last compaction; checkpoints."""
-    from metaspn_store._info import workspace_info
+    from metaspn_store._info import STEPS, workspace_info
 
-    info = workspace_info(_open_existing(args.workspace))
+    store = _open_existing(args.workspace)
+    with _bar(_progress_wanted(args), total=STEPS, unit="step", desc="reading") as bar:
+
+        steps_started = 0
+
+        def step(description: str) -> None:
+            nonlocal steps_started
+            if steps_started:
+                bar.update(1)  # the previous step is done
+            steps_started += 1
+            bar.describe(description)
+
+        info = workspace_info(store, step=step)
+        bar.update(1)
     if args.json:
         _print_json(info.to_dict())
         return 0

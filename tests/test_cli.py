@@ -489,6 +489,8 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
     assert "writing 2026-02-0" in terminal and "records" in terminal
     assert "compacting 2026-02-01" in terminal and "day" in terminal
     assert "\r" not in out and out.startswith("demo workspace ws:")  # stdout stays plain
+    code, out, terminal = _run_on_a_terminal(["info", "ws"], tmp_path)
+    assert code == 0 and "counting signals" in terminal and out.startswith("workspace ws\n")
     _, _, quiet = _run_on_a_terminal(["demo", "ws2", "--days", "2", "--signals-per-day", "200", "--json"], tmp_path)
     assert quiet == ""
 
