@@ -49,6 +49,7 @@ from metaspn_store._layout import (
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
+from metaspn_store._sandbox import lock_down, query_error
 from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
@@ -252,18 +253,31 @@ class FileSystemStore:
         (first ref as ``ref_type:platform:value``; ``signal:<id>`` for signals without refs),
         ``tier`` ('hot' / 'cold') and ``seq`` (append order within the day). Pass values as
         ``params`` (``$name`` or ``?`` placeholders), never inside ``query``.
+
+        Read-only and confined to the views (``_sandbox``): SQL that reads or writes files,
+        attaches database files, installs or loads extensions or changes settings raises
+        :class:`QueryError`; tables it creates live in memory only.
         """
-        con = getattr(self._local, "analysis", None)
-        if con is None or getattr(self._local, "analysis_pid", None) != os.getpid():
-            con = new_connection(self._threads, self._memory_limit)
-            self._local.analysis = con
-            self._local.analysis_pid = os.getpid()
-        for kind in (SIGNALS, EMISSIONS):
-            self._engines[kind.name].register_view(con, kind.name)
-        try:
-            return con.sql(query, params=params)
-        except duckdb.Error as exc:
-            raise QueryError(f"SQL failed: {exc}") from exc
+        # One locked connection per thread and process; if the views cannot be re-created on it
+        # (user SQL made a table of that name), a fresh one replaces it.
+        for attempt in range(2):
+            con = getattr(self._local, "analysis", None)
+            if attempt or con is None or getattr(self._local, "analysis_pid", None) != os.getpid():
+                con = lock_down(new_connection(self._threads, self._memory_limit))
+                self._local.analysis = con
+                self._local.analysis_pid = os.getpid()
+            try:
+                for kind in (SIGNALS, EMISSIONS):
+                    self._engines[kind.name].register_view(con, kind.name)
+            except duckdb.Error as exc:
+                if attempt:
+                    raise QueryError(f"could not create the analysis views: {exc}") from exc
+                continue
+            try:
+                return con.sql(query, params=params)
+            except duckdb.Error as exc:
+                raise query_error(exc, memory_limit=self._memory_limit) from exc
+        raise AssertionError("unreachable")
 
     def read_signals(
         self,
