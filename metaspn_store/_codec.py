@@ -5,10 +5,9 @@ Write side: :func:`encode` validates an envelope and renders the JSON line 0.1.8
 rejected with :class:`InvalidRecordError` naming the record id and the field path.
 
 Read side: rows are Arrow tables with the kind's schema (``SIGNAL_SCHEMA`` / ``EMISSION_SCHEMA``);
-:func:`envelopes_from_table` builds envelopes straight from the columns (no reflective
-``from_dict``), sharing one ``EntityRef`` object per distinct ref. Lines that are not plain
-well-formed records go through :func:`row_from_line`, which applies ``from_dict`` exactly as
-0.1.8 does and reports anything it cannot read as a :class:`BadLine`.
+:class:`EnvelopeBuilder` builds envelopes straight from the columns (no reflective
+``from_dict``), sharing one ``EntityRef`` object per distinct ref. Which lines are records is
+decided in :mod:`metaspn_store._rules`; :func:`row_from_envelope` only renders a row.
 """
 
 from __future__ import annotations
@@ -92,10 +91,6 @@ def ensure_utc(value: datetime) -> datetime:
 def to_micros(value: datetime) -> int:
     delta = ensure_utc(value) - EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
 
 
 def iso_z(value: datetime) -> str:
@@ -272,6 +267,40 @@ def _plain_ref_dict(ref: Any) -> dict[str, Any] | None:
     return None
 
 
+# Field types a reader rebuilds exactly (``_rules``: from_dict would turn a number where a
+# string belongs into its str, so the envelope read back would not equal the one written).
+_OPT_STR = (str, type(None))
+_REF_TYPES = {"ref_type": str, "value": str, "platform": _OPT_STR, "label": _OPT_STR, "schema_version": str}
+_TRACE_TYPES = {
+    "trace_id": str,
+    "caused_by": "strings",
+    "provenance": _OPT_STR,
+    "redactions": "strings",
+    "metadata": "string map",
+    "privacy_mode": bool,
+    "schema_version": str,
+}
+
+
+def _check_fields(value: Any, types: dict[str, Any], record: str, path: str) -> None:
+    """Refuse an entity ref or trace whose fields would not read back as written."""
+    for name, expected in types.items():
+        item = getattr(value, name, None)
+        if expected == "strings":
+            ok = isinstance(item, (list, tuple)) and all(isinstance(x, str) for x in item)
+        elif expected == "string map":
+            ok = isinstance(item, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in item.items())
+        else:
+            ok = isinstance(item, expected)
+        if not ok:
+            raise InvalidRecordError(
+                f"{record}: field {path}.{name} holds {type(item).__name__} {item!r:.40}; "
+                f"{path.split('[')[0]} fields must have their declared types to read back equal",
+                record_id=record,
+                field=f"{path}.{name}",
+            )
+
+
 def _required_str(value: Any, record: str, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidRecordError(
@@ -309,7 +338,14 @@ def _encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
             record_id=record_id,
             field="timestamp",
         )
-    ts = timestamp if timestamp.tzinfo is UTC else ensure_utc(timestamp)
+    try:
+        ts = timestamp if timestamp.tzinfo is UTC else ensure_utc(timestamp)
+    except OverflowError as exc:
+        raise InvalidRecordError(
+            f"{label}: field timestamp {timestamp.isoformat()} is outside the range of UTC datetimes",
+            record_id=record_id,
+            field="timestamp",
+        ) from exc
     refs = []
     for i, ref in enumerate(envelope.entity_refs or ()):
         if not isinstance(ref, EntityRef):
@@ -318,6 +354,7 @@ def _encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
                 record_id=record_id,
                 field=f"entity_refs[{i}]",
             )
+        _check_fields(ref, _REF_TYPES, label, f"entity_refs[{i}]")
         refs.append(_ref_dict(ref, label, f"entity_refs[{i}]"))
     trace = envelope.trace
     trace_out = None
@@ -328,6 +365,7 @@ def _encode(kind: Kind, envelope: Any) -> tuple[str, datetime, dict[str, Any]]:
                 record_id=record_id,
                 field="trace",
             )
+        _check_fields(trace, _TRACE_TYPES, label, "trace")
         trace_out = _primitive(trace, label, "trace")
     payload = _convert(envelope.payload, label, "payload")
     if kind is SIGNALS:
@@ -440,11 +478,19 @@ def _fast_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes] | None:
                 return None
             ref_dict = cache_get(ref)
             if ref_dict is None:
-                ref_dict = _ref_dict(ref, "", "")
+                ref_dict = _plain_ref_dict(ref)
+                if ref_dict is None:
+                    return None  # a field of another type: the general path refuses it
+                if len(_REF_CACHE) < 100_000:
+                    _REF_CACHE[ref] = ref_dict
             refs.append(ref_dict)
     trace = envelope.trace
     if trace is not None:
         if type(trace) is not TraceContext or not _FAST_TRACE:
+            return None
+        try:
+            _check_fields(trace, _TRACE_TYPES, "", "trace")
+        except InvalidRecordError:
             return None
         caused = trace.caused_by
         redactions = trace.redactions
@@ -571,44 +617,8 @@ def trace_from_json(data: Any, *, strict: bool = False) -> TraceContext | None:
 _TRACE_DEFAULT_VERSION = TraceContext.__dataclass_fields__["schema_version"].default
 
 
-class BadLine(Exception):
-    """A line that is not a readable record; carries the reason for the warning."""
-
-
 def _json_text_or_none(value: Any) -> str | None:
     return None if value is None else dumps_json(value)
-
-
-def row_from_record(kind: Kind, record: Any, seq: int) -> dict[str, Any]:
-    """Turn one decoded JSON line into a row, with 0.1.8's ``from_dict`` semantics.
-
-    Raises :class:`BadLine` when 0.1.8 could not build an envelope from it.
-    """
-    if not isinstance(record, dict):
-        raise BadLine(f"line is JSON {type(record).__name__}, not an object")
-    cls: Any = envelope_class(kind)
-    try:
-        envelope = cls.from_dict(record)
-        _check_envelope_types(kind, envelope)
-    except BadLine:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any from_dict failure means "not an envelope"
-        raise BadLine(f"not a valid {kind.label} envelope: {exc}") from exc
-    extra_keys = {k: v for k, v in record.items() if k not in KNOWN_KEYS[kind.name]}
-    try:
-        row = row_from_envelope(kind, envelope, seq)
-    except (InvalidRecordError, ValueError, TypeError) as exc:
-        raise BadLine(f"not a storable {kind.label} envelope: {exc}") from exc
-    row["extra"] = dumps_json(extra_keys) if extra_keys else None
-    return row
-
-
-def _check_envelope_types(kind: Kind, envelope: Any) -> None:
-    record_id = getattr(envelope, kind.id_field)
-    if not isinstance(record_id, str) or not record_id:
-        raise BadLine(f"{kind.id_field} is missing or not a string")
-    if not isinstance(envelope.timestamp, datetime):
-        raise BadLine("timestamp is not a datetime")
 
 
 def row_from_envelope(kind: Kind, envelope: Any, seq: int) -> dict[str, Any]:
@@ -619,10 +629,10 @@ def row_from_envelope(kind: Kind, envelope: Any, seq: int) -> dict[str, Any]:
         if isinstance(ref, EntityRef)
     ]
     if len(refs) != len(envelope.entity_refs or ()):
-        raise BadLine("entity_refs holds something that is not an entity ref")
+        raise ValueError("entity_refs holds something that is not an entity ref")
     trace = envelope.trace
     if trace is not None and not isinstance(trace, TraceContext):
-        raise BadLine("trace is not a trace context")
+        raise ValueError("trace is not a trace context")
     common = {
         "timestamp": to_micros(envelope.timestamp),
         "payload": dumps_json(envelope.payload),
@@ -635,7 +645,7 @@ def row_from_envelope(kind: Kind, envelope: Any, seq: int) -> dict[str, Any]:
     if kind is SIGNALS:
         raw = envelope.raw
         if raw is not None and not isinstance(raw, dict):
-            raise BadLine("raw is not an object")
+            raise ValueError("raw is not an object")
         common.update(
             signal_id=envelope.signal_id,
             source=_opt_str(envelope.source),
@@ -655,15 +665,7 @@ def row_from_envelope(kind: Kind, envelope: Any, seq: int) -> dict[str, Any]:
 def _opt_str(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise BadLine(f"expected a string, got {type(value).__name__}")
-
-
-def row_from_line(kind: Kind, line: bytes, seq: int) -> dict[str, Any]:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise BadLine(f"not valid JSON ({exc})") from exc
-    return row_from_record(kind, record, seq)
+    raise ValueError(f"expected a string, got {type(value).__name__}")
 
 
 def rows_to_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
@@ -817,12 +819,11 @@ class EnvelopeBuilder:
 
 
 __all__ = [
-    "BadLine",
     "EnvelopeBuilder",
     "encode",
     "encode_line",
     "dumps_line",
-    "row_from_line",
+    "row_from_envelope",
     "rows_to_table",
     "schema_for",
 ]

@@ -11,6 +11,7 @@ looked, so the new-or-duplicate decision sees the whole store.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -22,18 +23,17 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaspn_store import _index as saved_index
 from metaspn_store import _ipc
 from metaspn_store._codec import schema_for
-from metaspn_store._cold import head_digest
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
-from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk
+from metaspn_store._parse import BadLineReport, parse_chunk
+from metaspn_store._rules import TIER_HOT, code_for
 
 # The id index is saved to ``store/.index/<kind>.arrow`` once it holds this many ids, and saved
 # again when a later open had to read this many bytes appended since. A saved index is used only
@@ -49,19 +49,6 @@ _PARSE_FORMAT = 1
 
 class BadLineWarning(UserWarning):
     """A JSONL line was skipped because it is not a readable record (file and line named)."""
-
-
-HOT = 1
-COLD = 0
-
-
-def code_for(day: date, tier: int) -> int:
-    """Index code of a partition: the day ordinal and the tier in one int."""
-    return day.toordinal() * 2 + tier
-
-
-def decode_code(code: int) -> tuple[date, int]:
-    return date.fromordinal(code // 2), code % 2
 
 
 @dataclass
@@ -383,6 +370,10 @@ class HotTier:
             warnings.warn(f"could not save the id index ({exc}); the next open rebuilds it", stacklevel=3)
 
     def _build_index(self, cold_ids: Callable[[], pa.Table | None]) -> None:
+        """Build the index from the cold ids and the valid records of every hot file.
+
+        Hot files are read through :meth:`table` (the same parse every read uses, cached and
+        saved), so a line claims an id only if it is a valid record (``_rules``)."""
         files = self.days()
         self._dir_mtime = _mtime(self.dir)
         self._known_files = files
@@ -391,44 +382,20 @@ class HotTier:
         cold = cold_ids()
         if cold is not None and cold.num_rows:
             parts.append(cold)
-        bulk_files: list[tuple[str, int]] = []
-        for day, path in files.items():
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                continue
-            cut = _complete_prefix_length(path, st.st_size)
-            stats[day] = _Seen(st.st_ino, first_line_digest(path) if cut else "", cut, st.st_mtime_ns)
-            if cut >= BULK_THRESHOLD:
-                bulk_files.append((str(path), code_for(day, HOT)))
-            elif cut:
-                with open(path, "rb") as handle:
-                    data = handle.read(cut)
-                parts.append(_ids_table(_ids_from_lines(data, self.kind.id_field), code_for(day, HOT)))
-        if bulk_files:
-            # One DuckDB scan of the id field of every large file; ids become 128-bit digests.
-            con = self._connection()
-            codes = pa.table(
-                {"filename": [f for f, _ in bulk_files], "code": pa.array([c for _, c in bulk_files], pa.uint32())}
-            )
-            idf = self.kind.id_field
-            con.register("file_codes", codes)
-            try:
-                rel = con.sql(
-                    f"SELECT md5_number_upper(r.{idf}) AS hi, md5_number_lower(r.{idf}) AS lo, c.code "
-                    "FROM read_json($paths, format = 'newline_delimited', records = true, columns = $columns, filename = true, "
-                    "ignore_errors = true, maximum_object_size = 16777216) AS r "
-                    f"JOIN file_codes AS c ON r.filename = c.filename WHERE r.{idf} IS NOT NULL",
-                    params={"paths": [f for f, _ in bulk_files], "columns": {idf: "VARCHAR"}},
-                )
-                parts.append(rel.to_arrow_table())
-            finally:
-                con.unregister("file_codes")
+        con = self._connection()
+        for day in files:
+            table = self.table(day)
+            with self._lock:
+                part = self._cache.get(day)
+                if table is None or part is None:
+                    continue
+                stats[day] = _Seen(part.inode, part.head, part.offset, part.mtime)
+            if table.num_rows:
+                parts.append(_digests(con, table.column(self.kind.id_field), code_for(day, TIER_HOT)))
         index = IdIndex()
         if parts:
-            con = self._connection()
             combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
-            # First write wins: cold before hot of the same day, earlier day first (codes order so).
+            # First write wins (_rules): the smallest code is the earliest (day, tier).
             con.register("id_digests", combined)
             try:
                 rel = con.sql(
@@ -480,12 +447,19 @@ class HotTier:
             if cut:
                 if state.offset == 0:
                     state.head = head_digest(data)
-                code = code_for(day, HOT)
-                for record_id in _ids_from_lines(data[:cut], self.kind.id_field):
+                code = code_for(day, TIER_HOT)
+                for record_id in self._valid_ids(data[:cut], str(path)):
                     self._index.add(digest(record_id), code)
             state.offset += cut
         self._stats = seen
         return read
+
+    def _valid_ids(self, data: bytes, path: str) -> list[str]:
+        """Ids of the valid records among complete lines someone else appended (``_rules``)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BadLineWarning)
+            table, _bad, _n = parse_chunk(self.kind, self._connection(), data, 0, path)
+        return table.column(self.kind.id_field).to_pylist()
 
     # ------------------------------------------------------------------ appends (call under write_lock)
 
@@ -546,7 +520,7 @@ class HotTier:
         new_size = size + len(buf)
         self._stats[day] = (inode, new_size)
         if self._index is not None:
-            code = code_for(day, HOT)
+            code = code_for(day, TIER_HOT)
             add_new = self._index.add_new  # the writer checked every key against the index
             for key in keys:
                 add_new(key, code)
@@ -581,6 +555,24 @@ class _Seen:
     mtime: int
 
 
+def head_digest(data: bytes) -> str:
+    """Digest of a hot file's first line: with the inode, tells a file from a later one that
+    reuses the inode number of a deleted file."""
+    return hashlib.md5(data[: data.find(b"\n") + 1], usedforsecurity=False).hexdigest()
+
+
+def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, code: int) -> pa.Table:
+    """(hi, lo, code) of each id: the 128-bit digests the index keeps (``_index.digest``)."""
+    con.register("ids_to_digest", pa.table({"id": ids}))
+    try:
+        return con.sql(
+            "SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, $code::UINTEGER AS code FROM ids_to_digest",
+            params={"code": code},
+        ).to_arrow_table()
+    finally:
+        con.unregister("ids_to_digest")
+
+
 def first_line_digest(path: Path) -> str:
     """head_digest of the file's first complete line ("" while there is none)."""
     with open(path, "rb") as handle:
@@ -604,48 +596,6 @@ def _same_file(seen: _Seen | None, st: os.stat_result, path: Path) -> bool:
 
 
 _IDS_SCHEMA = pa.schema([("hi", pa.uint64()), ("lo", pa.uint64()), ("code", pa.uint32())])
-
-
-def _complete_prefix_length(path: Path, size: int) -> int:
-    """Bytes up to and including the last newline, reading only the end of the file."""
-    with open(path, "rb") as handle:
-        end = size
-        while end > 0:
-            start = max(0, end - 65536)
-            handle.seek(start)
-            chunk = handle.read(end - start)
-            pos = chunk.rfind(b"\n")
-            if pos >= 0:
-                return start + pos + 1
-            end = start
-    return 0
-
-
-def _ids_from_lines(data: bytes, id_field: str) -> list[str]:
-    ids = []
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            value = record.get(id_field)
-            if isinstance(value, str) and value:
-                ids.append(value)
-    return ids
-
-
-def _ids_table(ids: list[str], code: int) -> pa.Table:
-    his, los = [], []
-    for record_id in ids:
-        hi, lo = digest(record_id)
-        his.append(hi)
-        los.append(lo)
-    return pa.table(
-        {"hi": pa.array(his, pa.uint64()), "lo": pa.array(los, pa.uint64()), "code": pa.array([code] * len(ids), pa.uint32())}
-    )
 
 
 def _mtime(path: Path) -> int:

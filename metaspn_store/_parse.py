@@ -1,11 +1,13 @@
 """Parsing JSONL bytes into Arrow rows of the kind's schema.
 
-Two paths produce the same rows:
+Two paths produce the same rows, warnings and reports (what a valid line is, and when the bulk
+path may vouch for one, is written in :mod:`metaspn_store._rules`):
 
-* the bulk path lets DuckDB parse a whole file (about 1 GB/s here) and keeps only rows that are
-  plain, well-typed records; everything else is handed to
-* the exact path, which decodes one line with orjson and applies metaspn-schemas' ``from_dict``
-  just as 0.1.8 does. Lines it cannot read become :class:`BadLineReport` entries, never errors.
+* the bulk path (chunks from ``BULK_THRESHOLD`` bytes) lets DuckDB split and parse the lines and
+  vouches only for lines that pass every condition of ``_rules.BULK_SCREEN``; every other line
+  is handed to
+* the exact path, the definition itself (``_rules.row_from_line``), one line at a time. Lines it
+  cannot read become :class:`BadLineReport` entries, never errors.
 
 Row ``seq`` is the 0-based line number inside the file, so ``(day, seq)`` is append order.
 """
@@ -20,51 +22,61 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaspn_store._codec import (
-    KNOWN_KEYS,
-    BadLine,
-    row_from_line,
-    rows_to_table,
-    schema_for,
-)
+from metaspn_store import _rules
+from metaspn_store._codec import KNOWN_KEYS, rows_to_table, schema_for
 from metaspn_store._layout import SIGNALS, Kind
+from metaspn_store._rules import BULK_THRESHOLD, BadLine, is_blank, row_from_line
 
-# Below this many bytes a chunk is parsed line by line in Python (no DuckDB round trip).
-BULK_THRESHOLD = 256 * 1024
-_TS_CANONICAL = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 _REF_JSON_SCHEMA = (
     '[{"ref_type":"VARCHAR","value":"VARCHAR","platform":"VARCHAR","label":"VARCHAR","schema_version":"VARCHAR"}]'
 )
 
 
-# True only for a trace with exactly the shape TraceContext.to_dict writes (the condition of
-# _codec.trace_from_json(strict=True)); any other trace sends its line to the exact path.
-_TRACE_OK = """(trace IS NULL OR (
-    json_type(trace) = 'OBJECT'
-    -- a repeated key: DuckDB reads the first, orjson the last; let the exact path decide
-    AND len(json_keys(trace)) = len(list_distinct(json_keys(trace)))
-    AND coalesce(len(json_keys(trace, '$.metadata')) = len(list_distinct(json_keys(trace, '$.metadata'))), true)
+def _trace_ok(trace: str) -> str:
+    """True only for a trace with exactly the shape TraceContext.to_dict writes (then the
+    line-by-line reader would store the same text); JSON null is a valid trace too."""
+    return f"""(json_type({trace}) = 'NULL' OR (
+    json_type({trace}) = 'OBJECT'
+    AND len(json_keys({trace})) = 7
     AND list_has_all(
         ['trace_id', 'caused_by', 'provenance', 'redactions', 'metadata', 'privacy_mode', 'schema_version'],
-        json_keys(trace))
-    AND json_type(trace, '$.trace_id') = 'VARCHAR'
-    AND coalesce(json_type(trace, '$.caused_by'), 'ARRAY') = 'ARRAY'
-    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.caused_by[*]'),
+        json_keys({trace}))
+    AND json_type({trace}, '$.trace_id') = 'VARCHAR'
+    AND json_type({trace}, '$.caused_by') = 'ARRAY'
+    AND coalesce(list_bool_and(list_transform(json_extract({trace}, '$.caused_by[*]'),
         lambda x: json_type(x) = 'VARCHAR')), true)
-    AND coalesce(json_type(trace, '$.redactions'), 'ARRAY') = 'ARRAY'
-    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.redactions[*]'),
+    AND json_type({trace}, '$.redactions') = 'ARRAY'
+    AND coalesce(list_bool_and(list_transform(json_extract({trace}, '$.redactions[*]'),
         lambda x: json_type(x) = 'VARCHAR')), true)
-    AND coalesce(json_type(trace, '$.metadata'), 'OBJECT') = 'OBJECT'
-    AND coalesce(list_bool_and(list_transform(json_extract(trace, '$.metadata.*'),
+    AND json_type({trace}, '$.metadata') = 'OBJECT'
+    AND {_unique_keys(f"json_extract({trace}, '$.metadata')")}
+    AND coalesce(list_bool_and(list_transform(json_extract({trace}, '$.metadata.*'),
         lambda x: json_type(x) = 'VARCHAR')), true)
-    AND coalesce(json_type(trace, '$.privacy_mode'), 'BOOLEAN') = 'BOOLEAN'
-    AND coalesce(json_type(trace, '$.provenance'), 'NULL') IN ('NULL', 'VARCHAR')
-    AND coalesce(json_type(trace, '$.schema_version'), 'VARCHAR') = 'VARCHAR'
+    AND json_type({trace}, '$.privacy_mode') = 'BOOLEAN'
+    AND json_type({trace}, '$.provenance') IN ('NULL', 'VARCHAR')
+    AND json_type({trace}, '$.schema_version') = 'VARCHAR'
 ))"""
+
+
+def _unique_keys(value: str) -> str:
+    """True unless ``value`` is an object that repeats a key."""
+    return (
+        f"(json_type({value}) <> 'OBJECT' OR len(json_keys({value})) = len(list_distinct(json_keys({value}))))"
+    )
+
+
+# Each ref an object with string fields and no repeated key (DuckDB's from_json keeps the first
+# of a repeated key, from_dict the last).
+_REFS_OK = """(json_type(refs_j) = 'ARRAY' AND coalesce(list_bool_and(list_transform(json_extract(refs_j, '$[*]'),
+    lambda r: coalesce(json_type(r) = 'OBJECT'
+        AND json_type(r, '$.ref_type') = 'VARCHAR' AND json_type(r, '$.value') = 'VARCHAR'
+        AND coalesce(json_type(r, '$.platform'), 'NULL') IN ('NULL', 'VARCHAR')
+        AND coalesce(json_type(r, '$.label'), 'NULL') IN ('NULL', 'VARCHAR')
+        AND json_type(r, '$.schema_version') = 'VARCHAR'
+        AND len(json_keys(r)) = len(list_distinct(json_keys(r))), false))), true))"""
 
 
 @dataclass(frozen=True)
@@ -75,82 +87,76 @@ class BadLineReport:
 
 
 def _bulk_sql(kind: Kind) -> str:
-    """SQL turning read_json's JSON columns into canonical columns plus validity flags.
+    """SQL turning the lines of a file into rows of the kind's schema plus an ``ok`` flag.
 
-    ``ok_rest`` is true only for rows whose every field (the payload aside) has the exact JSON
-    type an envelope written by metaspn-schemas has; other rows are re-read through the exact path.
-    The inner query computes each conversion once; the outer one only combines them.
+    One row per line (``i`` from 0, blank lines included), so line numbers never depend on
+    what DuckDB skips. ``ok`` is true only for lines every condition of ``_rules.BULK_SCREEN``
+    vouches for; the other rows are placeholders the caller replaces with the line-by-line
+    reader's verdict.
     """
     if kind is SIGNALS:
         first, second = "source", "payload_type"
-        raw_inner = "raw::VARCHAR AS raw, (raw IS NULL OR json_type(raw) = 'OBJECT') AS raw_ok,"
+        keys = ["signal_id", "timestamp", "source", "payload_type", "payload", "schema_version",
+                "entity_refs", "trace", "raw"]
     else:
         first, second = "emission_type", "caused_by"
-        raw_inner = "NULL::VARCHAR AS raw, true AS raw_ok,"
+        keys = ["emission_id", "timestamp", "emission_type", "caused_by", "payload", "schema_version",
+                "entity_refs", "trace"]
+    assert set(keys) == KNOWN_KEYS[kind.name]
+    at = {name: i + 1 for i, name in enumerate(keys)}
+    paths = ", ".join(f"'$.{name}'" for name in keys)
+    raw_col = (
+        f"CASE WHEN json_type(v[{at['raw']}]) = 'OBJECT' THEN v[{at['raw']}]::VARCHAR END"
+        if kind is SIGNALS
+        else "NULL::VARCHAR"
+    )
+    raw_ok = f"json_type(v[{at['raw']}]) IN ('NULL', 'OBJECT')" if kind is SIGNALS else "true"
+    raw_unique = _unique_keys(f"v[{at['raw']}]") if kind is SIGNALS else "true"
     idc = kind.id_field
-    return f"""  -- noqa: S608 (fixed fragments only; the path is a bind parameter)
+    known = "[" + ", ".join(f"'{k}'" for k in keys) + "]"
+    return f"""
+        WITH src AS (SELECT string_split(content, chr(10)) AS lines FROM read_text($path)),
+        numbered AS (SELECT unnest(range(len(lines))) AS i, unnest(lines) AS line FROM src),
+        parsed AS (
+            SELECT i, line, TRY_CAST(line AS JSON) AS j FROM numbered WHERE i < $n
+        ),
+        fields AS (
+            SELECT i, line, j, json_keys(j) AS top_keys, json_extract(j, [{paths}]) AS v,
+                v[{at['timestamp']}]->>'$' AS ts_text, v[{at['entity_refs']}] AS refs_j
+            FROM parsed
+        )
         SELECT
-            {idc}, TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp, {first}, {second}, payload,
-            schema_version, entity_refs, trace, raw, NULL::VARCHAR AS extra,
+            i,
+            CASE WHEN i = $n - 1 THEN line END AS tail,
+            v[{at[idc]}]->>'$' AS {idc},
+            TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp,
+            v[{at[first]}]->>'$' AS {first},
+            v[{at[second]}]->>'$' AS {second},
+            v[{at['payload']}]::VARCHAR AS payload,
+            v[{at['schema_version']}]->>'$' AS schema_version,
+            from_json(refs_j, '{_REF_JSON_SCHEMA}') AS entity_refs,
+            CASE WHEN json_type(v[{at['trace']}]) = 'OBJECT' THEN v[{at['trace']}]::VARCHAR END AS trace,
+            {raw_col} AS raw,
             (
-                id_t = 'VARCHAR' AND length({idc}) > 0
-                AND ts_t = 'VARCHAR' AND regexp_full_match(ts_text, '{_TS_CANONICAL}')
-                AND first_t = 'VARCHAR' AND second_t = 'VARCHAR' AND sv_t = 'VARCHAR'
-                AND refs_t = 'ARRAY'
-                AND coalesce(list_bool_and(list_transform(entity_refs,
-                        lambda r: r IS NOT NULL AND r.ref_type IS NOT NULL AND r.value IS NOT NULL
-                             AND r.schema_version IS NOT NULL)), true)
-                AND trace_ok AND raw_ok
-            ) IS TRUE AS ok_rest,
-            payload IS NOT NULL AS has_payload
-        FROM (
-            SELECT
-                {idc}->>'$' AS {idc}, json_type({idc}) AS id_t,
-                timestamp->>'$' AS ts_text, json_type(timestamp) AS ts_t,
-                {first}->>'$' AS {first}, json_type({first}) AS first_t,
-                {second}->>'$' AS {second}, json_type({second}) AS second_t,
-                payload::VARCHAR AS payload,
-                schema_version->>'$' AS schema_version, json_type(schema_version) AS sv_t,
-                from_json(entity_refs, '{_REF_JSON_SCHEMA}') AS entity_refs, json_type(entity_refs) AS refs_t,
-                trace::VARCHAR AS trace, {_TRACE_OK} AS trace_ok,
-                {raw_inner}
-            FROM read_json(
-                $path, format = 'newline_delimited', records = true, columns = $columns,
-                ignore_errors = true, maximum_object_size = 16777216
-            )
-        )
+                j IS NOT NULL AND json_type(j) = 'OBJECT'
+                AND NOT regexp_matches(line, $suspicious)
+                AND length(line) - length(replace(replace(line, '{{', ''), '[', '')) < $max_open
+                AND len(top_keys) = {len(keys)} AND list_has_all(top_keys, {known})
+                AND {_unique_keys(f"v[{at['payload']}]")}
+                AND {raw_unique}
+                AND json_type(v[{at[idc]}]) = 'VARCHAR' AND length(v[{at[idc]}]->>'$') > 0
+                AND json_type(v[{at['timestamp']}]) = 'VARCHAR' AND regexp_full_match(ts_text, $ts_pattern)
+                AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
+                AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
+                AND json_type(v[{at[first]}]) = 'VARCHAR' AND json_type(v[{at[second]}]) = 'VARCHAR'
+                AND json_type(v[{at['schema_version']}]) = 'VARCHAR'
+                AND {_REFS_OK}
+                AND {_trace_ok(f"v[{at['trace']}]")}
+                AND {raw_ok}
+            ) IS TRUE AS ok
+        FROM fields
+        ORDER BY i
     """
-
-
-_COLUMNS = {
-    "signals": {
-        name: "JSON"
-        for name in (
-            "signal_id",
-            "timestamp",
-            "source",
-            "payload_type",
-            "payload",
-            "schema_version",
-            "entity_refs",
-            "trace",
-            "raw",
-        )
-    },
-    "emissions": {
-        name: "JSON"
-        for name in (
-            "emission_id",
-            "timestamp",
-            "emission_type",
-            "caused_by",
-            "payload",
-            "schema_version",
-            "entity_refs",
-            "trace",
-        )
-    },
-}
 
 
 def new_connection(threads: int = 2, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
@@ -173,11 +179,11 @@ def _safe_memory(text: str) -> str:
 def parse_lines_exact(
     kind: Kind, lines: Sequence[bytes], first_line: int, path: str
 ) -> tuple[list[dict], list[BadLineReport]]:
-    """Exact path: decode each line on its own; blank lines are skipped like 0.1.8 does."""
+    """Line by line, by the definition (``_rules.row_from_line``); blank lines are skipped."""
     rows: list[dict] = []
     bad: list[BadLineReport] = []
     for offset, line in enumerate(lines):
-        if not line.strip():
+        if is_blank(line):
             continue
         seq = first_line + offset
         try:
@@ -195,142 +201,120 @@ def parse_chunk(
     path: str,
     *,
     whole_file: Path | None = None,
-    keep_extra: bool = False,
 ) -> tuple[pa.Table, list[BadLineReport], int]:
     """Parse ``data`` (complete lines, ending with a newline) that starts at line ``first_line``.
 
-    ``whole_file`` may name a file whose first ``len(data)`` bytes are ``data`` (the bulk path then
-    reads it in place instead of copying). ``keep_extra`` (the compactor) also fills the ``extra``
-    column with top-level keys the envelope does not know, which plain reads have no use for.
-    Returns (rows, bad lines, number of lines consumed).
+    Returns (rows, bad lines, number of lines consumed); the rows are exactly what
+    :func:`parse_lines_exact` gives, whichever path runs. ``whole_file`` may name a file whose
+    first ``len(data)`` bytes are ``data`` (the bulk path then reads it in place).
     """
-    n_lines = data.count(b"\n")
     if len(data) < BULK_THRESHOLD:
-        return _exact(kind, data, first_line, path, n_lines)
-    table = None
-    extra: pa.Table | None = None
-    if whole_file is not None:
-        table = _bulk(kind, con, whole_file)
-        # DuckDB read the live file: rows past our last newline belong to later appends. Blank
-        # lines give no row, so check that row n-1 really is our last line before trusting seq.
-        if table.num_rows < n_lines or not _last_row_matches(kind, table, n_lines, data):
-            table = None
-        elif keep_extra:
-            extra = _extra_keys_mask(kind, con, whole_file)
-    if table is None:
-        with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
-            handle.write(data)
-            tmp = handle.name
-        try:
-            table = _bulk(kind, con, Path(tmp))
-            if keep_extra:
-                extra = _extra_keys_mask(kind, con, Path(tmp))
-        finally:
-            os.unlink(tmp)
-        if table.num_rows != n_lines:
-            # Blank lines (no DuckDB row) make positions ambiguous: read every line exactly.
-            return _exact(kind, data, first_line, path, n_lines)
-    table = table.slice(0, n_lines)
-    seq = pa.array(range(first_line, first_line + n_lines), pa.int64())
-    ok_rest = table.column("ok_rest")
-    if extra is not None:
-        # Lines with unknown top-level keys go through the exact path, which keeps them in ``extra``.
-        has_extra = extra.column("has_extra").slice(0, n_lines)
-        ok_rest = pc.and_(ok_rest, pc.invert(pc.fill_null(has_extra, False)))
-    has_payload = table.column("has_payload")
-    table = table.drop_columns(["ok_rest", "has_payload"]).append_column("seq", seq)
-    if pc.all(ok_rest).as_py() and pc.all(has_payload).as_py():
-        return table.cast(schema_for(kind)), [], n_lines
-    table, bad = _repair(kind, table, ok_rest, has_payload, data, first_line, path)
-    return table, bad, n_lines
+        return parse_exact(kind, data, first_line, path)
+    return parse_bulk(kind, con, data, first_line, path, whole_file=whole_file)
 
 
-def _extra_keys_mask(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
-    """One row per line (same alignment as the bulk read): does it carry unknown top-level keys?"""
-    known = sorted(KNOWN_KEYS[kind.name])
-    return con.sql(
-        "SELECT len(list_filter(json_keys(j), lambda k: NOT list_contains($known, k))) > 0 AS has_extra "
-        "FROM read_json($path, format = 'newline_delimited', records = false, columns = {'j': 'JSON'}, "
-        "ignore_errors = true, maximum_object_size = 16777216)",
-        params={"path": str(file), "known": known},
-    ).to_arrow_table()
-
-
-def _exact(
-    kind: Kind, data: bytes, first_line: int, path: str, n_lines: int
-) -> tuple[pa.Table, list[BadLineReport], int]:
+def parse_exact(kind: Kind, data: bytes, first_line: int, path: str) -> tuple[pa.Table, list[BadLineReport], int]:
+    """The line-by-line path over a chunk of complete lines (see :func:`parse_chunk`)."""
     rows, bad = parse_lines_exact(kind, data.split(b"\n")[:-1], first_line, path)
-    return rows_to_table(kind, rows), bad, n_lines
+    return rows_to_table(kind, rows), bad, data.count(b"\n")
 
 
-def _last_row_matches(kind: Kind, table: pa.Table, n_lines: int, data: bytes) -> bool:
-    last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
-    try:
-        record = orjson.loads(last_line)
-    except orjson.JSONDecodeError:
-        return bool(table.column("ok_rest")[n_lines - 1].as_py() is False)
-    if not isinstance(record, dict):
-        return bool(table.column("ok_rest")[n_lines - 1].as_py() is False)
-    return bool(table.column(kind.id_field)[n_lines - 1].as_py() == record.get(kind.id_field))
-
-
-def _bulk(kind: Kind, con: duckdb.DuckDBPyConnection, file: Path) -> pa.Table:
-    rel = con.sql(_bulk_sql(kind), params={"path": str(file), "columns": _COLUMNS[kind.name]})
-    return rel.to_arrow_table()
-
-
-def _repair(
+def parse_bulk(
     kind: Kind,
-    table: pa.Table,
-    ok_rest: pa.ChunkedArray,
-    has_payload: pa.ChunkedArray,
+    con: duckdb.DuckDBPyConnection,
     data: bytes,
     first_line: int,
     path: str,
-) -> tuple[pa.Table, list[BadLineReport]]:
-    """Vouch for or re-read the rows the bulk path could not vouch for.
-
-    A JSON ``null`` payload and a missing one both arrive as SQL NULL; the line tells them apart
-    (null is a valid payload, missing is not). Everything else unusual takes the exact path.
-    """
-    ok_list = ok_rest.to_pylist()
-    payload_list = has_payload.to_pylist()
-    lines: list[bytes] | None = None
-    redo: list[int] = []
-    null_payload: list[int] = []
-    for i in range(table.num_rows):
-        if not ok_list[i]:
-            redo.append(i)
-        elif not payload_list[i]:
-            if lines is None:
-                lines = data.split(b"\n")
-            record = orjson.loads(lines[i])
-            if isinstance(record, dict) and "payload" in record and record["payload"] is None:
-                null_payload.append(i)
-            else:
-                redo.append(i)
-    schema = schema_for(kind)
-    if null_payload:
-        is_null = pc.is_null(table.column("payload"))
-        table = table.set_column(
-            table.schema.get_field_index("payload"),
-            "payload",
-            pc.if_else(is_null, pa.scalar("null", pa.string()), table.column("payload")),
-        )
-    if not redo:
-        return table.cast(schema), []
-    if lines is None:
-        lines = data.split(b"\n")
-    keep_mask = [True] * table.num_rows
-    for i in redo:
-        keep_mask[i] = False
-    fixed_rows: list[dict] = []
+    *,
+    whole_file: Path | None = None,
+) -> tuple[pa.Table, list[BadLineReport], int]:
+    """The bulk path over a chunk of complete lines, whatever its size (see :func:`parse_chunk`):
+    DuckDB's rows for the lines it vouches for, the line-by-line verdict for the others."""
+    n_lines = data.count(b"\n")
+    try:
+        table = _bulk_or_none(kind, con, data, n_lines, whole_file)
+    except duckdb.Error:
+        table = None  # e.g. too little memory for the bulk parse: the exact path needs none
+    if table is None:
+        return parse_exact(kind, data, first_line, path)
+    ok = table.column("ok")
+    rows: list[dict] = []
     bad: list[BadLineReport] = []
-    for i in redo:
+    if not pc.all(ok).as_py():
+        lines = data.split(b"\n")
+        redo = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+        rows, bad = parse_lines_exact(kind, [lines[i] for i in redo], 0, path)
+        # parse_lines_exact numbered them 0..; give them their line numbers back
+        for row in rows:
+            row["seq"] = first_line + redo[row["seq"]]
+        bad = [BadLineReport(r.path, first_line + redo[r.line - 1] + 1, r.reason) for r in bad]
+    vouched = table.filter(ok).drop_columns(["i", "tail", "ok"])
+    seq = pc.add(table.column("i").filter(ok), pa.scalar(first_line, pa.int64())).cast(pa.int64())
+    vouched = vouched.append_column("extra", pa.nulls(vouched.num_rows, pa.string()))
+    vouched = vouched.append_column("seq", seq).select(schema_for(kind).names).cast(schema_for(kind))
+    if rows:
+        vouched = pa.concat_tables([vouched, rows_to_table(kind, rows)]).sort_by("seq")
+    return vouched, bad, n_lines
+
+
+def _bulk_or_none(
+    kind: Kind, con: duckdb.DuckDBPyConnection, data: bytes, n_lines: int, whole_file: Path | None
+) -> pa.Table | None:
+    """The bulk SQL's rows for ``data``, or None when it cannot vouch for the chunk as a whole."""
+    params = {
+        "n": n_lines,
+        "suspicious": _rules.SUSPICIOUS_BYTES,
+        "max_open": _rules.MAX_VOUCHED_OPENINGS,
+        "ts_pattern": _rules.TS_VOUCHED,
+    }
+    last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+    if whole_file is not None:
         try:
-            fixed_rows.append(row_from_line(kind, lines[i], first_line + i))
-        except BadLine as exc:
-            bad.append(BadLineReport(path, first_line + i + 1, str(exc)))
-    kept = table.filter(pa.array(keep_mask)).cast(schema)
-    merged = pa.concat_tables([kept, rows_to_table(kind, fixed_rows)]).sort_by("seq")
-    return merged, bad
+            table = con.sql(_bulk_sql(kind), params={"path": str(whole_file), **params}).to_arrow_table()
+        except duckdb.InvalidInputException:
+            table = None  # not UTF-8 somewhere (perhaps past our chunk): go through a copy
+        # DuckDB read the live file: check it still starts with our lines.
+        if table is not None and table.num_rows == n_lines and _tail_is(table, last_line):
+            return table
+    text = _utf8_lines(data)
+    if text is None:
+        return None
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
+        handle.write(text)
+        tmp = handle.name
+    try:
+        table = con.sql(_bulk_sql(kind), params={"path": tmp, **params}).to_arrow_table()
+    finally:
+        os.unlink(tmp)
+    return table if table.num_rows == n_lines else None
+
+
+def _tail_is(table: pa.Table, last_line: bytes) -> bool:
+    tail = table.column("tail")[table.num_rows - 1].as_py() if table.num_rows else None
+    return tail is not None and tail.encode("utf-8") == last_line
+
+
+def _utf8_lines(data: bytes) -> bytes | None:
+    """``data`` with every line that is not valid UTF-8 replaced by ``{}`` (which the bulk SQL
+    never vouches for, so the line-by-line reader judges the original); None when there are
+    too many to be worth it."""
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    out = bytearray()
+    position = 0
+    for _ in range(1000):
+        try:
+            data[position:].decode("utf-8")
+            out += data[position:]
+            return bytes(out)
+        except UnicodeDecodeError as exc:
+            bad_at = position + exc.start
+            line_start = data.rfind(b"\n", 0, bad_at) + 1
+            line_end = data.find(b"\n", bad_at)
+            out += data[position:line_start] + b"{}"
+            position = line_end  # keep the newline
+    return None
+

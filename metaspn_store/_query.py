@@ -1,9 +1,10 @@
 """Query layer: DuckDB over both tiers, parameterised SQL only.
 
 Every read names a window ``[start, end]`` (inclusive, UTC microseconds). Only the day
-partitions from ``start.date()`` to ``end.date()`` are opened. Rows of those partitions form one
-relation with ``day``, ``tier`` (0 cold, 1 hot) and ``seq`` (append order in the day); an id that
-appears more than once keeps only its first row in ``(day, tier, seq)`` order (first write wins).
+partitions from ``start.date()`` to ``end.date()`` are opened (``_rules`` rule 3). Rows of those
+partitions form one relation with ``day``, ``tier`` (0 cold, 1 hot) and ``seq`` (append order in
+the day); an id that appears more than once keeps only its first row in ``(day, tier, seq)``
+order (``_rules`` rule 2).
 
 User values (sources, types, payload keys and values, entity refs) are always bind parameters;
 payload keys become RFC 6901 JSON pointers, which DuckDB takes as data.
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from metaspn_store._codec import EnvelopeBuilder, ensure_utc, schema_for
 from metaspn_store._layout import Kind
+from metaspn_store._rules import POSITION_SQL, TIER_COLD, TIER_HOT, window_days
 from metaspn_store.errors import QueryError
 
 _NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN")
@@ -109,6 +111,10 @@ class Filter:
     def sql(self) -> str:
         return " AND ".join(f"({c})" for c in self.clauses) if self.clauses else "TRUE"
 
+    def with_clause(self, clause: str) -> Filter:
+        """A copy with one more fixed clause."""
+        return Filter(self.clauses + [clause], dict(self.params), self._n)
+
 
 class QueryEngine:
     """Answers reads for one kind from the hot tier and (when present) the cold tier."""
@@ -122,9 +128,11 @@ class QueryEngine:
         cold_files: Callable[[date, date], dict[date, list[str]]],
         connection: Callable[[], duckdb.DuckDBPyConnection],
         version: Callable[[], Any] = lambda: 0,
+        shared_ids: Callable[[date, date], list[str]] = lambda first, last: [],
     ) -> None:
         self.kind = kind
         self._version = version
+        self._shared_ids = shared_ids
         self._hot_table = hot_table
         self._hot_days = hot_days
         self._cold_files = cold_files
@@ -139,9 +147,7 @@ class QueryEngine:
             raise ValueError("end must be greater than or equal to start")
         return start_utc, end_utc
 
-    def _snapshot(
-        self, first: date, last: date, columns: list[str] | None = None
-    ) -> tuple[pa.Table | None, dict[date, list[str]], Any]:
+    def _snapshot(self, first: date, last: date, columns: list[str] | None = None) -> _Snapshot:
         """Hot rows and cold files of the days ``first..last`` as one consistent view.
 
         Hot files are read before the manifest; a compaction committing in between changes the
@@ -154,32 +160,33 @@ class QueryEngine:
                 table = self._hot_table(day)
                 if table is not None and table.num_rows:
                     # Keeping only the needed columns lets the cache evict the rest (bounded memory).
-                    hot_parts.append(_with_position(table.select(columns) if columns else table, day, 1))
+                    hot_parts.append(_with_position(table.select(columns) if columns else table, day, TIER_HOT))
         cold = self._cold_files(first, last)
+        files = [f for day in sorted(cold) for f in cold[day]]
+        shared = self._shared_ids(first, last) if files else []
         hot = pa.concat_tables(hot_parts) if hot_parts else None
-        return hot, cold, before
+        return _Snapshot(hot, files, shared, before)
 
     def _run(
         self,
-        build: Callable[[pa.Table | None, list[str]], tuple[str, dict[str, Any]]],
+        build: Callable[[_Snapshot], tuple[str, dict[str, Any]]],
         first: date,
         last: date,
         extra_tables: dict[str, pa.Table] | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table | None:
-        """Run ``build(hot, cold_files)``'s SQL on a consistent snapshot, retrying on compaction."""
+        """Run ``build(snapshot)``'s SQL on a consistent snapshot, retrying on compaction."""
         con = self._connection()
         last_error: Exception | None = None
         for _attempt in range(20):
-            hot, cold, version = self._snapshot(first, last, columns)
-            files = [f for day in sorted(cold) for f in cold[day]]
-            if hot is None and not files:
+            snap = self._snapshot(first, last, columns)
+            if snap.hot is None and not snap.files:
                 return None
-            query, params = build(hot, files)
+            query, params = build(snap)
             try:
                 tables = dict(extra_tables or {})
-                if hot is not None:
-                    tables["hot_rows"] = hot
+                if snap.hot is not None:
+                    tables["hot_rows"] = snap.hot
                 for name, table in tables.items():
                     con.register(name, table)
                 try:
@@ -192,103 +199,114 @@ class QueryEngine:
                 continue
             except duckdb.Error as exc:
                 raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
-            if self._version() != version:
+            if self._version() != snap.version:
                 continue
             return result
         raise QueryError(f"{self.kind.name} kept changing under concurrent compactions; try again") from last_error
 
-    def _base_sql(
-        self, hot: pa.Table | None, files: list[str], params: dict[str, Any], *, exclude: bool = False
-    ) -> str:
-        """CTEs ``base`` (rows of both tiers with day/tier/seq) and ``firsts`` (first write per id).
+    def _candidates_sql(self, snap: _Snapshot, params: dict[str, Any], hot: str, cold: str) -> str | None:
+        """SQL listing every id that may have more than one copy in the snapshot, or None.
 
-        The cold tier holds each id once (the compactor resolves duplicates), so only ids that
-        occur in hot rows can be duplicated; the check costs a scan of the hot ids only.
+        A day's Parquet holds each id once (the compactor keeps the first copy of the day), so a
+        repeated id has a copy in the hot rows or is listed in the manifest's ``shared_ids``."""
+        idc = self.kind.id_field
+        parts = []
+        if snap.hot is not None:
+            parts.append(f"SELECT {idc} FROM {hot} GROUP BY {idc} HAVING count(*) > 1")
+            if snap.files:
+                parts.append(f"SELECT {idc} FROM {cold} WHERE {idc} IN (SELECT {idc} FROM {hot})")
+        if snap.shared:
+            params["__shared"] = snap.shared
+            parts.append("SELECT unnest($__shared::VARCHAR[])")
+        return " UNION ".join(parts) if parts else None
+
+    def _base_sql(self, snap: _Snapshot, params: dict[str, Any], *, exclude: bool = False) -> str:
+        """CTEs ``base`` (rows of both tiers with day/tier/seq) and ``firsts`` (first copy per id).
+
+        With ``exclude``, also drops the rows whose id has an earlier copy on another day of a
+        longer window (``window_dups``: dup_id, first_day), found once by the caller.
         """
         cols = ", ".join(self._schema.names)
-        parts = []
-        if files:
-            params["__files"] = files
-            parts.append(
-                f"SELECT {cols}, day, 0::TINYINT AS tier FROM read_parquet($__files, hive_partitioning = true, "
-                "hive_types = {'day': DATE})"
-            )
-        if hot is not None:
-            parts.append(f"SELECT {cols}, day, tier FROM hot_rows")
-        base = " UNION ALL ".join(parts)
         idc = self.kind.id_field
-        if exclude:
-            # Duplicates across the days of a longer window, found once by the caller.
-            return f"""base AS ({base}),
-            firsts AS (
-                SELECT base.* FROM base LEFT JOIN window_dups w ON base.{idc} = w.dup_id
-                WHERE w.dup_id IS NULL OR w.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
-            )"""
-        if hot is None:
-            return f"base AS ({base}), firsts AS (SELECT * FROM base)"
-        cold_ids = (
-            f"UNION SELECT {idc} FROM read_parquet($__files) WHERE {idc} IN (SELECT {idc} FROM hot_rows)"
-            if files
-            else ""
-        )
-        return f"""base AS ({base}),
-            dup_ids AS (
-                SELECT {idc} AS dup_id FROM hot_rows GROUP BY {idc} HAVING count(*) > 1 {cold_ids}
-            ),
+        parts = []
+        cold = ""
+        if snap.files:
+            params["__files"] = snap.files
+            cold = "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+            parts.append(f"SELECT {cols}, day, {TIER_COLD}::TINYINT AS tier FROM {cold}")
+        if snap.hot is not None:
+            parts.append(f"SELECT {cols}, day, tier FROM hot_rows")
+        sql = f"base AS ({' UNION ALL '.join(parts)})"
+        candidates = self._candidates_sql(snap, params, "hot_rows", cold)
+        if candidates is None:
+            sql += ", firsts_day AS (SELECT * FROM base)"
+        else:
+            sql += f""",
             dups AS (
-                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
-                FROM base WHERE {idc} IN (SELECT dup_id FROM dup_ids) GROUP BY {idc}
+                SELECT {idc} AS dup_id, min({POSITION_SQL}) AS first_pos
+                FROM base WHERE {idc} IN ({candidates}) GROUP BY {idc}
             ),
-            firsts AS (
+            firsts_day AS (
                 SELECT base.* FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
-                WHERE dups.dup_id IS NULL
-                   OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
+                WHERE dups.dup_id IS NULL OR dups.first_pos = {POSITION_SQL}
             )"""
+        if exclude:
+            return sql + f""",
+            firsts AS (
+                SELECT f.* FROM firsts_day f LEFT JOIN window_dups w ON f.{idc} = w.dup_id
+                WHERE w.dup_id IS NULL OR w.first_day = f.day
+            )"""
+        return sql + ", firsts AS (SELECT * FROM firsts_day)"
 
     # ------------------------------------------------------------------ analysis views
 
     def register_view(self, con: duckdb.DuckDBPyConnection, view: str) -> None:
-        """(Re)create temp view ``view`` over both tiers, first write per id, analysis columns.
+        """(Re)create temp view ``view`` over both tiers, first copy per id, analysis columns.
 
         The hot rows are a snapshot (an Arrow table registered on ``con``); the cold tier is a
         pyarrow dataset DuckDB scans lazily with filter and projection pushdown.
         """
         import pyarrow.dataset as ds
 
-        hot, cold, _version = self._snapshot(date.min, date.max)
-        files = [f for day in sorted(cold) for f in cold[day]]
+        snap = self._snapshot(date.min, date.max)
         cols = ", ".join(self._schema.names)
         idc = self.kind.id_field
-        parts = []
         hot_name, cold_name = f"__hot_{view}", f"__cold_{view}"
         empty = pa.Table.from_batches([], schema=self._schema.append(pa.field("day", pa.date32())).append(
             pa.field("tier", pa.int8())))
-        con.register(hot_name, hot if hot is not None else empty)
-        parts.append(f"SELECT {cols}, day, tier FROM {hot_name}")
-        if files:
-            base_dir = str(Path(files[0]).parent.parent)
+        con.register(hot_name, snap.hot if snap.hot is not None else empty)
+        parts = [f"SELECT {cols}, day, tier FROM {hot_name}"]
+        if snap.files:
+            base_dir = str(Path(snap.files[0]).parent.parent)
             dataset = ds.dataset(
-                files,
+                snap.files,
                 format="parquet",
                 partitioning=ds.partitioning(pa.schema([("day", pa.date32())]), flavor="hive"),
                 partition_base_dir=base_dir,
             )
             con.register(cold_name, dataset)
-            parts.append(f"SELECT {cols}, day, 0::TINYINT AS tier FROM {cold_name}")
-            cold_ids = f"UNION SELECT {idc} FROM {cold_name} WHERE {idc} IN (SELECT {idc} FROM {hot_name})"
-        else:
-            cold_ids = ""
+            parts.append(f"SELECT {cols}, day, {TIER_COLD}::TINYINT AS tier FROM {cold_name}")
+        params: dict[str, Any] = {}
+        candidates = self._candidates_sql(snap, params, hot_name, cold_name)
+        if candidates is not None and "__shared" in params:
+            # DDL takes no bind parameters: the ids become a registered table, never SQL text.
+            shared_name = f"__shared_{view}"
+            con.register(shared_name, pa.table({"id": pa.array(params["__shared"], pa.string())}))
+            candidates = candidates.replace("SELECT unnest($__shared::VARCHAR[])", f"SELECT id FROM {shared_name}")
+        dedup = (
+            f"""dups AS (
+                SELECT {idc} AS dup_id, min({POSITION_SQL}) AS first_pos
+                FROM base WHERE {idc} IN ({candidates}) GROUP BY {idc}
+            )"""
+            if candidates is not None
+            else "dups AS (SELECT NULL::VARCHAR AS dup_id, NULL AS first_pos WHERE false)"
+        )
         con.execute(
             f"""CREATE OR REPLACE TEMP VIEW {view} AS
-            WITH base AS ({" UNION ALL ".join(parts)}),
-            dup_ids AS (SELECT {idc} AS dup_id FROM {hot_name} GROUP BY {idc} HAVING count(*) > 1 {cold_ids}),
-            dups AS (
-                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
-                FROM base WHERE {idc} IN (SELECT dup_id FROM dup_ids) GROUP BY {idc}
-            )
+            WITH base AS ({" UNION ALL ".join(parts)}), {dedup}
             SELECT {ANALYSIS_COLUMNS[self.kind.name]}
             FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
-            WHERE dups.dup_id IS NULL OR dups.first_pos = struct_pack(d := base.day, t := base.tier, s := base.seq)
+            WHERE dups.dup_id IS NULL OR dups.first_pos = {POSITION_SQL}
             """
         )
 
@@ -308,19 +326,19 @@ class QueryEngine:
         exclude: pa.Table | None = None,
         with_refs_key: bool = False,
     ) -> pa.Table:
-        """Rows in the window passing ``flt``, first write per id only, ordered by ``order``."""
+        """Rows in the window passing ``flt``, first copy per id only, ordered by ``order``."""
         start_utc, end_utc = self._window(start, end)
         # Replays carry each row's entity refs as JSON text too: one dict lookup per row then finds
         # the shared tuple of EntityRef objects (see EnvelopeBuilder). Read models return few rows
         # and skip it, so DuckDB does not render refs for rows a LIMIT drops.
         refs_key = ", to_json(entity_refs)::VARCHAR AS __refs_key" if with_refs_key else ""
 
-        def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
+        def build(snap: _Snapshot) -> tuple[str, dict[str, Any]]:
             params = dict(flt.params)
             params["__start"] = start_utc
             params["__end"] = end_utc
             inner = f"""
-                WITH {self._base_sql(hot, files, params, exclude=exclude is not None)}
+                WITH {self._base_sql(snap, params, exclude=exclude is not None)}
                 SELECT {columns}{refs_key}{extra_columns} FROM firsts
                 WHERE timestamp BETWEEN $__start AND $__end AND {flt.sql()}
             """
@@ -333,40 +351,37 @@ class QueryEngine:
             return query, params
 
         extra = {"window_dups": exclude} if exclude is not None else None
-        table = self._run(build, start_utc.date(), end_utc.date(), extra)
+        first, last = window_days(start_utc, end_utc)
+        table = self._run(build, first, last, extra)
         return self._schema.empty_table() if table is None else table
 
-    def _window_duplicates(self, first: date, last: date) -> pa.Table | None:
-        """Ids stored more than once on the days ``first..last`` with their first position.
-
-        Reads only ids: the cold tier holds each id once, so only ids present in hot rows can
-        repeat, and only those are looked up in the Parquet files.
-        """
+    def _cross_day_duplicates(self, first: date, last: date) -> pa.Table | None:
+        """Ids with copies on more than one of the days ``first..last``, with the first such day
+        (``dup_id``, ``first_day``); None when there are none. Reads only ids."""
         idc = self.kind.id_field
 
-        def build(hot: pa.Table | None, files: list[str]) -> tuple[str, dict[str, Any]]:
+        def build(snap: _Snapshot) -> tuple[str, dict[str, Any]]:
             params: dict[str, Any] = {}
-            cold_part = ""
-            if files:
-                params["__files"] = files
-                cold_part = (
-                    f"UNION ALL SELECT {idc}, day, 0::TINYINT AS tier, seq FROM read_parquet($__files, "
-                    f"hive_partitioning = true, hive_types = {{'day': DATE}}) "
-                    f"WHERE {idc} IN (SELECT {idc} FROM hot_rows)"
-                )
+            cold = ""
+            if snap.files:
+                params["__files"] = snap.files
+                cold = "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+            candidates = self._candidates_sql(snap, params, "hot_rows", cold)
+            parts = []
+            if snap.hot is not None:
+                parts.append(f"SELECT {idc}, day FROM hot_rows")
+            if snap.files:
+                parts.append(f"SELECT {idc}, day FROM {cold}")
             query = f"""
-                WITH ids AS (SELECT {idc}, day, tier, seq FROM hot_rows {cold_part}),
-                dup_ids AS (
-                    SELECT {idc} FROM hot_rows GROUP BY {idc} HAVING count(*) > 1
-                    UNION SELECT {idc} FROM ids WHERE tier = 0
-                )
-                SELECT {idc} AS dup_id, min(struct_pack(d := day, t := tier, s := seq)) AS first_pos
-                FROM ids WHERE {idc} IN (SELECT {idc} FROM dup_ids) GROUP BY {idc}
+                WITH candidates AS ({candidates or "SELECT NULL::VARCHAR WHERE false"}),
+                ids AS (SELECT * FROM ({" UNION ALL ".join(parts)}) WHERE {idc} IN (SELECT * FROM candidates))
+                SELECT {idc} AS dup_id, min(day) AS first_day FROM ids
+                GROUP BY {idc} HAVING count(DISTINCT day) > 1
             """
             return query, params
 
-        if not any(first <= d <= last for d in self._hot_days()):
-            return None  # the cold tier holds every id once
+        if not any(first <= d <= last for d in self._hot_days()) and not self._shared_ids(first, last):
+            return None  # each day's Parquet holds an id once, and no id is listed as shared
         if self._hot_ids_unique(first, last):
             return None
         table = self._run(build, first, last, columns=[idc, "seq"])
@@ -393,7 +408,7 @@ class QueryEngine:
                 continue
             con.register("day_ids", table.select([idc]))
             try:
-                column = con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0)  # noqa: S608
+                column = con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0)
             finally:
                 con.unregister("day_ids")
             hashes.extend(column.chunks)
@@ -410,28 +425,56 @@ class QueryEngine:
         return EnvelopeBuilder(self.kind).build(table)
 
     def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
-        """Envelopes in (timestamp, append order), one day at a time (bounded memory).
+        """Envelopes in (timestamp, day, tier, seq) order, one timestamp day at a time (bounded
+        memory).
 
-        A record lives in its timestamp's day file, so day order is timestamp order. Each day's
-        rows are fetched whole before anything is yielded, so no DuckDB result stays open
-        while the caller runs.
+        Each step reads one day file's records whose timestamp falls on that day, plus the few
+        records of the window whose timestamp lies on another day than their file's (``_rules``
+        rule 3), found by one query up front. Each step's rows are fetched whole before anything
+        is yielded, so no DuckDB result stays open while the caller runs. Duplicates across days
+        are resolved by (id, first day), which a concurrent compaction does not change.
         """
         start_utc, end_utc = self._window(start, end)
-        first, last = start_utc.date(), end_utc.date()
+        first, last = window_days(start_utc, end_utc)
         days = sorted({d for d in self._hot_days() if first <= d <= last} | set(self._cold_files(first, last)))
+        if not days:
+            return
         builder = EnvelopeBuilder(self.kind)
-        dups = self._window_duplicates(first, last) if len(days) > 1 else None
-        for day in days:
+        dups = self._cross_day_duplicates(first, last) if len(days) > 1 else None
+        order = "timestamp, day, tier, seq"
+        stray = self.select(start_utc, end_utc, flt.with_clause("CAST(timestamp AS DATE) <> day"), order=order,
+                            exclude=dups, with_refs_key=True)
+        stray_days = pc.cast(stray.column("timestamp"), pa.date32()) if stray.num_rows else None
+        steps = set(days) | (set(stray_days.to_pylist()) if stray_days is not None else set())
+        for day in sorted(steps):
             table = self.select(
                 max(start_utc, _day_start(day)),
                 min(end_utc, _day_start(day) + _ONE_DAY - _ONE_US),
                 flt,
-                order="timestamp, day, tier, seq",
+                order=order,
                 exclude=dups,
                 with_refs_key=True,
             )
+            if stray_days is not None:
+                here = stray.filter(pc.equal(stray_days, pa.scalar(day, pa.date32())))
+                if here.num_rows and not table.num_rows:
+                    table = here
+                elif here.num_rows:
+                    table = pa.concat_tables([table, here.cast(table.schema)]).sort_by(
+                        [("timestamp", "ascending"), ("day", "ascending"), ("tier", "ascending"), ("seq", "ascending")]
+                    )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
+
+@dataclass
+class _Snapshot:
+    """What a read sees: hot rows (with day/tier columns), the cold files and the shared ids of
+    its days, and the cold tier's version when the hot files were read."""
+
+    hot: pa.Table | None
+    files: list[str]
+    shared: list[str]
+    version: Any
 
 
 _ONE_DAY = timedelta(days=1)

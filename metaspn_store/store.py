@@ -1,4 +1,4 @@
-"""``FileSystemStore``: the metaspn-store 0.1.8 API over the hot JSONL tier, read through DuckDB.
+"""``FileSystemStore``: the metaspn-store 0.1.8 API over both tiers, read through DuckDB.
 
 Semantics every read shares (the 0.1.8 contract):
 
@@ -33,8 +33,9 @@ from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope
 
 from metaspn_store import _codec
 from metaspn_store._codec import ensure_utc
-from metaspn_store._cold import ColdTier, CompactionReport, compact_day
-from metaspn_store._hot import COLD, BadLineWarning, HotTier, code_for, decode_code
+from metaspn_store._cold import ColdTier
+from metaspn_store._compactor import CompactionReport, compact_day
+from metaspn_store._hot import BadLineWarning, HotTier
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._ipc import replace_atomically
 from metaspn_store._layout import (
@@ -49,6 +50,7 @@ from metaspn_store._layout import (
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
+from metaspn_store._rules import TIER_COLD, code_for, decode_code
 from metaspn_store._sandbox import lock_down, query_error
 from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
 
@@ -113,10 +115,6 @@ def _parse_datetime(value: Any) -> datetime | None:
     return None
 
 
-def _sort_key(envelope: Any, id_field: str) -> tuple[datetime, str]:
-    return envelope.timestamp, getattr(envelope, id_field)
-
-
 class FileSystemStore:
     """Append-only event store for ``SignalEnvelope`` / ``EmissionEnvelope`` records.
 
@@ -169,6 +167,7 @@ class FileSystemStore:
                 cold_files=partial(self._cold_files, kind),
                 connection=self._connection,
                 version=self._cold[kind.name].version,
+                shared_ids=self._cold[kind.name].shared_ids,
             )
             for kind in (SIGNALS, EMISSIONS)
         }
@@ -235,7 +234,7 @@ class FileSystemStore:
             parts.append(
                 con.sql(
                     f"SELECT md5_number_upper({kind.id_field}) AS hi, md5_number_lower({kind.id_field}) AS lo, "  # noqa: S608
-                    f"{code_for(day, COLD)}::UINTEGER AS code FROM read_parquet($files)",
+                    f"{code_for(day, TIER_COLD)}::UINTEGER AS code FROM read_parquet($files)",
                     params={"files": paths},
                 ).to_arrow_table()
             )
@@ -395,7 +394,7 @@ class FileSystemStore:
         """
         day, tier = decode_code(code)
         cold_path = self._layout.cold_dir(kind) / f"day={day.isoformat()}"
-        if tier == COLD:
+        if tier == TIER_COLD:
             return cold_path
         hot_path = self._layout.hot_file(kind, day)
         files = self._cold[kind.name].files(day, day).get(day)
