@@ -24,8 +24,9 @@ from datetime import date
 from pathlib import Path
 
 from metaspn_store import FileSystemStore
+from metaspn_store._codec import KNOWN_KEYS
 from metaspn_store._layout import EMISSIONS, SIGNALS
-from metaspn_store._parse import _COLUMNS, new_connection, parse_chunk
+from metaspn_store._parse import new_connection, parse_chunk
 
 
 def _files(workspace: Path, kind: str) -> list[str]:
@@ -36,7 +37,7 @@ def floor(workspace: Path, out: Path) -> float:
     con = new_connection()
     began = time.perf_counter()
     for kind in ("signals", "emissions"):
-        cols = _COLUMNS[kind]
+        cols = {name: "JSON" for name in sorted(KNOWN_KEYS[kind])}
         select = ", ".join(
             f"{name}::VARCHAR AS {name}" if name in ("payload", "trace", "raw", "entity_refs") else f"{name}->>'$' AS {name}"
             for name in cols
