@@ -1189,3 +1189,277 @@ class FileSystemStore:
                 start, end, self._emission_filter(entity_ref=entity_ref, emission_types=failure), order=order
             ),
         }
+
+    # ------------------------------------------------------------------ Season 1 (upstream 0.1.9)
+    # DuckDB aggregations over both tiers (metaspn_store/_season1.py). Shared semantics: the
+    # window, entity_ref / sources / payload_types / emission_types filters and "first copy of an
+    # id wins" are those of iter_signals / iter_emissions. A record is in the season when its
+    # payload is a dict with payload.get(season_id_field) == season_id (season_id None: every
+    # record). A field's *number* is an int or float value as float, else 0.0 (bools, numeric
+    # strings, None, a missing key or a non-dict payload count 0.0); its *text* is a non-empty
+    # string value, else none. Totals are float sums in the reference's order (replay order, or
+    # rank order for projection totals), bit-identical to its ``total += value`` loop.
+
+    def _season1_kinds(
+        self,
+        *,
+        entity_ref: EntityRef | None,
+        sources: list[str] | None,
+        payload_types: list[str] | None,
+        emission_types: list[str] | None,
+        reward_projection_field: str,
+        reward_amount_field: str,
+    ) -> tuple[Any, Any]:
+        from metaspn_store import _season1
+
+        return (
+            _season1.KindScope(
+                self._engines["signals"],
+                self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types),
+                reward_projection_field,
+            ),
+            _season1.KindScope(
+                self._engines["emissions"],
+                self._emission_filter(entity_ref=entity_ref, emission_types=emission_types),
+                reward_amount_field,
+            ),
+        )
+
+    def get_s1_season_summary_metrics(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        emission_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        game_id_field: str = "game_id",
+        player_id_field: str = "player_id",
+        reward_projection_field: str = "reward_projection",
+        reward_amount_field: str = "reward_amount",
+    ) -> dict[str, Any]:
+        """Season dashboard card: ``signal_count`` / ``emission_count`` (records of the season),
+        ``game_count`` / ``player_count`` (distinct texts of ``game_id_field`` / ``player_id_field``
+        across signals and emissions), ``reward_projection_total`` (signals' numbers of
+        ``reward_projection_field``) and ``reward_emitted_total`` (emissions' numbers of
+        ``reward_amount_field``), plus ``season_id`` and ``start`` / ``end`` as UTC ISO text with Z."""
+        from metaspn_store import _season1
+
+        kinds = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=emission_types,
+            reward_projection_field=reward_projection_field, reward_amount_field=reward_amount_field,
+        )
+        return _season1.season_summary(
+            kinds, start=start, end=end, season_id=season_id, season_id_field=season_id_field,
+            game_id_field=game_id_field, player_id_field=player_id_field,
+        )
+
+    def get_s1_per_game_aggregates(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        emission_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        game_id_field: str = "game_id",
+        player_id_field: str = "player_id",
+        reward_projection_field: str = "reward_projection",
+        reward_amount_field: str = "reward_amount",
+    ) -> list[dict[str, Any]]:
+        """One row per game (records of the season with a ``game_id_field`` text), sorted by game
+        id: ``signal_count``, ``emission_count``, ``player_count`` (distinct player texts across
+        both kinds), ``reward_projection_total`` (signals) and ``reward_emitted_total`` (emissions)."""
+        from metaspn_store import _season1
+
+        kinds = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=emission_types,
+            reward_projection_field=reward_projection_field, reward_amount_field=reward_amount_field,
+        )
+        return _season1.per_game_aggregates(
+            kinds, start=start, end=end, season_id=season_id, season_id_field=season_id_field,
+            game_id_field=game_id_field, player_id_field=player_id_field,
+        )
+
+    def get_s1_per_player_dashboard_aggregates(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        player_id_field: str = "player_id",
+        game_id_field: str = "game_id",
+        metric_fields: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One row per player (signals of the season with a ``player_id_field`` text), sorted by
+        player id: ``signal_count``, ``games_played`` (distinct game texts) and ``metrics``, the
+        total of each of ``metric_fields`` (None or empty: score, points, reward_projection,
+        reward_amount; a field listed twice is added twice per signal, as the reference does)."""
+        from metaspn_store import _season1
+
+        signals = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=None,
+            reward_projection_field="", reward_amount_field="",
+        )[0]
+        return _season1.per_player_dashboard(
+            signals, start=start, end=end, season_id=season_id, season_id_field=season_id_field,
+            player_id_field=player_id_field, game_id_field=game_id_field, metric_fields=metric_fields,
+        )
+
+    def get_s1_founder_stake_heartbeat(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        founder_id: str | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        founder_id_field: str = "founder_id",
+        stake_delta_field: str = "founder_stake_delta",
+        stake_value_field: str = "founder_stake_value",
+    ) -> list[dict[str, Any]]:
+        """One row per signal of the season with a ``founder_id_field`` text (equal to
+        ``founder_id`` when given), oldest first by (timestamp, signal_id): ``stake_delta`` (the
+        number of ``stake_delta_field``) and ``stake_value``, the founder's running stake: the
+        number of ``stake_value_field`` when the payload has that key (any value; a non-number
+        resets to 0.0), else the previous value (0.0 at first) plus the delta."""
+        from metaspn_store import _season1
+
+        signals = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=None,
+            reward_projection_field="", reward_amount_field="",
+        )[0]
+        return _season1.founder_stake_heartbeat(
+            signals, start=start, end=end, season_id=season_id, founder_id=founder_id,
+            season_id_field=season_id_field, founder_id_field=founder_id_field,
+            stake_delta_field=stake_delta_field, stake_value_field=stake_value_field,
+        )
+
+    def get_s1_active_reward_projections(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        window_status_field: str = "window_status",
+        active_status: str = "ACTIVE",
+        projection_field: str = "reward_projection",
+        limit: int | None = None,
+    ) -> list[SignalEnvelope]:
+        """Signals of the season whose ``payload.get(window_status_field) == active_status``,
+        ranked by (number of ``projection_field``, timestamp, signal_id) descending; ``limit``
+        None or negative means all."""
+        from metaspn_store import _season1
+
+        signals = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=None,
+            reward_projection_field="", reward_amount_field="",
+        )[0]
+        table = _season1.active_reward_projections(
+            signals, start=start, end=end, season_id=season_id, season_id_field=season_id_field,
+            window_status_field=window_status_field, active_status=active_status,
+            projection_field=projection_field, limit=limit,
+        )
+        return self._engines["signals"].envelopes(table)
+
+    def get_s1_active_reward_projection_totals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        group_by_field: str = "player_id",
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        projection_field: str = "reward_projection",
+    ) -> list[dict[str, Any]]:
+        """The active projections (default season, status field and status, as the reference)
+        grouped by the text of ``group_by_field``: ``signal_count`` and
+        ``reward_projection_total`` (added in rank order), sorted by (total, group) descending."""
+        from metaspn_store import _season1
+
+        signals = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=None,
+            reward_projection_field="", reward_amount_field="",
+        )[0]
+        return _season1.active_reward_projection_totals(
+            signals, start=start, end=end, season_id=season_id, group_by_field=group_by_field,
+            projection_field=projection_field,
+        )
+
+    def iter_s1_stage_window_signals(
+        self,
+        *,
+        stage: str,
+        start: datetime,
+        end: datetime,
+        checkpoint: ReplayCheckpoint | None = None,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        season_id: str | None = None,
+        season_id_field: str = "season_id",
+    ) -> Iterator[SignalEnvelope]:
+        """Checkpoint-aware replay of a Season 1 stage, as :meth:`iter_stage_window_signals`:
+        ``sources`` if given, else sources ``s1.<stage>`` / ``season1.<stage>`` or below them;
+        optional payload types; ``season_id`` None means any season."""
+        from metaspn_store import _season1
+
+        flt, check = _season1.stage_filter(
+            self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types),
+            stage=stage, sources=sources, season_id=season_id, season_id_field=season_id_field,
+        )
+        replay = self._checkpoint_replay(start=start, end=end, checkpoint=checkpoint, flt=flt)
+        return replay if check is None else _season1.keep_matching(replay, *check)
+
+    def export_s1_postseason_research_dataset(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        season_id: str,
+        destination: str | Path,
+        entity_ref: EntityRef | None = None,
+        sources: list[str] | None = None,
+        payload_types: list[str] | None = None,
+        emission_types: list[str] | None = None,
+        season_id_field: str = "season_id",
+        include_signals: bool = True,
+        include_emissions: bool = True,
+    ) -> Path:
+        """Write the season's signals and emissions, ordered by (timestamp, record_id,
+        record_kind), to ``destination``: NDJSON byte-identical to the reference's (one
+        ``json.dumps(row, sort_keys=True, separators=(",", ":"))`` per line), or Parquet when
+        the name ends in ``.parquet`` (same rows; ``payload`` as that JSON text). The file is
+        replaced atomically; parent folders are created. Returns ``Path(destination)``."""
+        from metaspn_store import _season1
+
+        signals, emissions = self._season1_kinds(
+            entity_ref=entity_ref, sources=sources, payload_types=payload_types, emission_types=emission_types,
+            reward_projection_field="", reward_amount_field="",
+        )
+        kinds = [("signal", signals)] if include_signals else []
+        if include_emissions:
+            kinds.append(("emission", emissions))
+        rows = _season1.research_rows(
+            kinds, start=start, end=end, season_id=season_id, season_id_field=season_id_field
+        )
+        return _season1.write_export(rows, destination)
