@@ -52,7 +52,7 @@ def _trace_ok(trace: str) -> str:
     AND coalesce(list_bool_and(list_transform(json_extract({trace}, '$.redactions[*]'),
         lambda x: json_type(x) = 'VARCHAR')), true)
     AND json_type({trace}, '$.metadata') = 'OBJECT'
-    AND {_unique_keys(f"json_extract({trace}, '$.metadata')")}
+    AND list_unique(json_keys({trace}, '$.metadata')) = len(json_keys({trace}, '$.metadata'))
     AND coalesce(list_bool_and(list_transform(json_extract({trace}, '$.metadata.*'),
         lambda x: json_type(x) = 'VARCHAR')), true)
     AND json_type({trace}, '$.privacy_mode') = 'BOOLEAN'
@@ -62,21 +62,32 @@ def _trace_ok(trace: str) -> str:
 
 
 def _unique_keys(value: str) -> str:
-    """True unless ``value`` is an object that repeats a key."""
-    return (
-        f"(json_type({value}) <> 'OBJECT' OR len(json_keys({value})) = len(list_distinct(json_keys({value}))))"
-    )
+    """True unless ``value`` (a JSON object) repeats a key (DuckDB keeps the first of a repeated
+    key, the line-by-line reader the last)."""
+    return f"list_unique(json_keys({value})) = len(json_keys({value}))"
 
 
-# Each ref an object with string fields and no repeated key (DuckDB's from_json keeps the first
-# of a repeated key, from_dict the last).
-_REFS_OK = """(json_type(refs_j) = 'ARRAY' AND coalesce(list_bool_and(list_transform(json_extract(refs_j, '$[*]'),
-    lambda r: coalesce(json_type(r) = 'OBJECT'
-        AND json_type(r, '$.ref_type') = 'VARCHAR' AND json_type(r, '$.value') = 'VARCHAR'
-        AND coalesce(json_type(r, '$.platform'), 'NULL') IN ('NULL', 'VARCHAR')
-        AND coalesce(json_type(r, '$.label'), 'NULL') IN ('NULL', 'VARCHAR')
-        AND json_type(r, '$.schema_version') = 'VARCHAR'
-        AND len(json_keys(r)) = len(list_distinct(json_keys(r))), false))), true))"""
+def _all(types: str, allowed: str) -> str:
+    """Every JSON type in the list ``types`` is one of ``allowed`` (an SQL list literal)."""
+    return f"coalesce(list_bool_and(list_transform({types}, lambda t: list_contains({allowed}, t))), true)"
+
+
+# Each ref an object with string fields (platform and label may be null or absent) and no
+# repeated key. One parse per wildcard path; an element that is not an object, or lacks a
+# required field, makes that field's type list shorter than the array.
+_REFS_OK = f"""((
+    {_all("json_type(refs_j, '$[*]')", "['OBJECT']")}
+    AND len(json_type(refs_j, '$[*].ref_type')) = json_array_length(refs_j)
+    AND len(json_type(refs_j, '$[*].value')) = json_array_length(refs_j)
+    AND len(json_type(refs_j, '$[*].schema_version')) = json_array_length(refs_j)
+    AND {_all("json_type(refs_j, '$[*].ref_type')", "['VARCHAR']")}
+    AND {_all("json_type(refs_j, '$[*].value')", "['VARCHAR']")}
+    AND {_all("json_type(refs_j, '$[*].schema_version')", "['VARCHAR']")}
+    AND {_all("json_type(refs_j, '$[*].platform')", "['NULL', 'VARCHAR']")}
+    AND {_all("json_type(refs_j, '$[*].label')", "['NULL', 'VARCHAR']")}
+    AND coalesce(list_bool_and(list_transform(json_keys(refs_j, '$[*]'),
+        lambda k: list_unique(k) = len(k))), true)
+))"""
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,9 @@ def _bulk_sql(kind: Kind) -> str:
     One row per line (``i`` from 0, blank lines included), so line numbers never depend on
     what DuckDB skips. ``ok`` is true only for lines every condition of ``_rules.BULK_SCREEN``
     vouches for; the other rows are placeholders the caller replaces with the line-by-line
-    reader's verdict.
+    reader's verdict. Each JSON function parses its argument again, so the types of all
+    top-level fields come from one multi-path ``json_type`` call, and checks of optional parts
+    (trace, raw, object payloads) run only where those parts are objects.
     """
     if kind is SIGNALS:
         first, second = "source", "payload_type"
@@ -105,15 +118,23 @@ def _bulk_sql(kind: Kind) -> str:
     assert set(keys) == KNOWN_KEYS[kind.name]
     at = {name: i + 1 for i, name in enumerate(keys)}
     paths = ", ".join(f"'$.{name}'" for name in keys)
-    raw_col = (
-        f"CASE WHEN json_type(v[{at['raw']}]) = 'OBJECT' THEN v[{at['raw']}]::VARCHAR END"
-        if kind is SIGNALS
-        else "NULL::VARCHAR"
-    )
-    raw_ok = f"json_type(v[{at['raw']}]) IN ('NULL', 'OBJECT')" if kind is SIGNALS else "true"
-    raw_unique = _unique_keys(f"v[{at['raw']}]") if kind is SIGNALS else "true"
     idc = kind.id_field
     known = "[" + ", ".join(f"'{k}'" for k in keys) + "]"
+    # The JSON type each top-level field must have (None: any).
+    expected = {idc: "VARCHAR", "timestamp": "VARCHAR", first: "VARCHAR", second: "VARCHAR",
+                "schema_version": "VARCHAR", "entity_refs": "ARRAY"}
+    type_checks = " AND ".join(f"types[{at[name]}] = '{t}'" for name, t in expected.items())
+    optional_objects = ["trace", "raw"] if kind is SIGNALS else ["trace"]
+    type_checks += "".join(f" AND types[{at[name]}] IN ('NULL', 'OBJECT')" for name in optional_objects)
+    raw_col = (
+        f"CASE WHEN types[{at['raw']}] = 'OBJECT' THEN v[{at['raw']}]::VARCHAR END" if kind is SIGNALS
+        else "NULL::VARCHAR"
+    )
+    raw_value = f"v[{at['raw']}]" if kind is SIGNALS else ""
+    raw_ok = (
+        f"CASE WHEN types[{at['raw']}] = 'OBJECT' THEN {_unique_keys(raw_value)} ELSE true END"
+        if kind is SIGNALS else "true"
+    )
     return f"""
         WITH src AS (SELECT string_split(content, chr(10)) AS lines FROM read_text($path)),
         numbered AS (SELECT unnest(range(len(lines))) AS i, unnest(lines) AS line FROM src),
@@ -122,12 +143,13 @@ def _bulk_sql(kind: Kind) -> str:
         ),
         fields AS (
             SELECT i, line, j, json_keys(j) AS top_keys, json_extract(j, [{paths}]) AS v,
+                json_type(j, [{paths}]) AS types,
                 v[{at['timestamp']}]->>'$' AS ts_text, v[{at['entity_refs']}] AS refs_j
-            FROM parsed
+            FROM parsed WHERE json_type(j) = 'OBJECT'
         )
         SELECT
-            i,
-            CASE WHEN i = $n - 1 THEN line END AS tail,
+            numbered.i,
+            CASE WHEN numbered.i = $n - 1 THEN numbered.line END AS tail,
             v[{at[idc]}]->>'$' AS {idc},
             TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp,
             v[{at[first]}]->>'$' AS {first},
@@ -135,27 +157,26 @@ def _bulk_sql(kind: Kind) -> str:
             v[{at['payload']}]::VARCHAR AS payload,
             v[{at['schema_version']}]->>'$' AS schema_version,
             from_json(refs_j, '{_REF_JSON_SCHEMA}') AS entity_refs,
-            CASE WHEN json_type(v[{at['trace']}]) = 'OBJECT' THEN v[{at['trace']}]::VARCHAR END AS trace,
+            CASE WHEN types[{at['trace']}] = 'OBJECT' THEN v[{at['trace']}]::VARCHAR END AS trace,
             {raw_col} AS raw,
             (
-                j IS NOT NULL AND json_type(j) = 'OBJECT'
-                AND NOT regexp_matches(line, $suspicious)
-                AND length(line) - length(replace(replace(line, '{{', ''), '[', '')) < $max_open
+                fields.i IS NOT NULL
                 AND len(top_keys) = {len(keys)} AND list_has_all(top_keys, {known})
-                AND {_unique_keys(f"v[{at['payload']}]")}
-                AND {raw_unique}
-                AND json_type(v[{at[idc]}]) = 'VARCHAR' AND length(v[{at[idc]}]->>'$') > 0
-                AND json_type(v[{at['timestamp']}]) = 'VARCHAR' AND regexp_full_match(ts_text, $ts_pattern)
+                AND {type_checks}
+                AND length(v[{at[idc]}]->>'$') > 0
+                AND NOT regexp_matches(fields.line, $suspicious)
+                AND length(fields.line) - length(replace(replace(fields.line, '{{', ''), '[', '')) < $max_open
+                AND regexp_full_match(ts_text, $ts_pattern)
                 AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
                 AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
-                AND json_type(v[{at[first]}]) = 'VARCHAR' AND json_type(v[{at[second]}]) = 'VARCHAR'
-                AND json_type(v[{at['schema_version']}]) = 'VARCHAR'
-                AND {_REFS_OK}
-                AND {_trace_ok(f"v[{at['trace']}]")}
+                AND CASE WHEN types[{at['payload']}] = 'OBJECT' THEN {_unique_keys(f"v[{at['payload']}]")} ELSE true END
                 AND {raw_ok}
+                AND CASE WHEN json_array_length(refs_j) > 0 THEN {_REFS_OK} ELSE true END
+                AND CASE WHEN types[{at['trace']}] = 'OBJECT' THEN {_trace_ok(f"v[{at['trace']}]")} ELSE true END
             ) IS TRUE AS ok
-        FROM fields
-        ORDER BY i
+        FROM numbered LEFT JOIN fields ON numbered.i = fields.i
+        WHERE numbered.i < $n
+        ORDER BY numbered.i
     """
 
 
