@@ -44,7 +44,7 @@ RELOAD_MAX_BYTES = 64 << 20
 # A reader that parsed at least this many bytes of one hot file saves the file's rows as Arrow
 # (``store/.cache/<kind>/<day>.arrow``); the next process maps them instead of parsing again.
 SAVE_PARSE_BYTES = 256 << 10
-_PARSE_FORMAT = 1
+_PARSE_FORMAT = 2
 
 
 class BadLineWarning(UserWarning):
@@ -204,6 +204,7 @@ class HotTier:
             or not 0 < offset <= st.st_size
             or not table.schema.equals(schema_for(self.kind))
             or first_line_digest(part.path) != meta.get("head")
+            or tail_digest(part.path, offset) != meta.get("tail")
         ):
             return
         part.offset = offset
@@ -222,6 +223,7 @@ class HotTier:
             "inode": part.inode,
             "head": part.head,
             "offset": part.offset,
+            "tail": tail_digest(part.path, part.offset),
             "lines": part.lines,
             "bad": [[report.line, report.reason] for report in part.bad],
         }
@@ -341,9 +343,13 @@ class HotTier:
             if entry is None:
                 missing += st.st_size
                 continue
-            inode, head, offset = entry
+            if not isinstance(entry, list) or len(entry) != 4:
+                return False
+            inode, head, offset, tail = entry
             if st.st_ino != inode or st.st_size < offset or (offset and first_line_digest(file) != head):
                 return False
+            if tail_digest(file, offset) != tail:
+                return False  # the covered bytes changed (same inode, same first line)
             indexed[day] = _Seen(inode, head, offset, st.st_mtime_ns)
             missing += st.st_size - offset
         if len(indexed) != len(covered) or missing > RELOAD_MAX_BYTES:
@@ -361,7 +367,10 @@ class HotTier:
         covers = {
             "kind": self.kind.name,
             "cold": self._index_cold,
-            "hot": {day.isoformat(): [s.inode, s.head, s.offset] for day, s in sorted(self._indexed.items())},
+            "hot": {
+                day.isoformat(): [s.inode, s.head, s.offset, tail_digest(self.layout.hot_file(self.kind, day), s.offset)]
+                for day, s in sorted(self._indexed.items())
+            },
         }
         try:
             saved_index.save(self.layout.saved_index(self.kind), self._index, covers)
@@ -571,6 +580,24 @@ def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, code: int) ->
         ).to_arrow_table()
     finally:
         con.unregister("ids_to_digest")
+
+
+_TAIL_BYTES = 4096
+
+
+def tail_digest(path: Path, offset: int) -> str:
+    """Digest of the last 4 KiB before ``offset``: with the inode and the first line, what a saved
+    file checks to tell that the bytes it covers are still the same ("" if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            start = max(0, offset - _TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read(offset - start)
+    except OSError:
+        return ""
+    if len(data) != offset - start:
+        return ""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def first_line_digest(path: Path) -> str:
