@@ -74,7 +74,9 @@ class HotTier:
         cache_bytes: int,
         connection: Callable[[], duckdb.DuckDBPyConnection],
         durability: str,
+        read_only: bool = False,
     ) -> None:
+        self.read_only = read_only  # never write anything, saved parses included
         self.layout = layout
         self.kind = kind
         self.dir = layout.kind_dir(kind)
@@ -217,6 +219,8 @@ class HotTier:
 
     def _save_parse(self, part: _Partition) -> None:
         """Save the rows parsed so far; a reader that may not write there just goes on."""
+        if self.read_only:
+            return
         table = part.tables[0] if part.tables else schema_for(self.kind).empty_table()
         meta = {
             "format": _PARSE_FORMAT,
@@ -500,7 +504,8 @@ class HotTier:
         self._fds.clear()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_fds"):  # __init__ may have failed before it existed
+            self.close()
 
     def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
         """Append complete lines to the day's file in one write; index them (call under write_lock).

@@ -31,6 +31,7 @@ class ProcessLock:
         try:
             if self._depth == 0:
                 if self._fd is None or self._pid != os.getpid():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                     self._pid = os.getpid()
                 try:

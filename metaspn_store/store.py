@@ -52,7 +52,13 @@ from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
 from metaspn_store._rules import TIER_COLD, code_for, decode_code
 from metaspn_store._sandbox import lock_down, query_error
-from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
+from metaspn_store.errors import (
+    DuplicateEventError,
+    QueryError,
+    ReadOnlyStoreError,
+    StoreIOError,
+    StoreLockedError,
+)
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
 Durability = Literal["flush", "fsync"]
@@ -126,6 +132,9 @@ class FileSystemStore:
       per partition file and call, so it survives a power loss.
     * ``cache_bytes``: memory for parsed hot partitions (LRU); only appended bytes are parsed again.
     * ``threads`` / ``memory_limit``: DuckDB settings of the store's in-memory connections.
+    * ``read_only``: ``True`` never writes anything (no lock files, no saved parses; writes and
+      compaction raise :class:`ReadOnlyStoreError`); ``None`` (default) opens read-only exactly
+      when the workspace cannot be written, and otherwise creates the folders as 0.1.8 does.
     """
 
     def __init__(
@@ -136,11 +145,12 @@ class FileSystemStore:
         cache_bytes: int = 256 * 1024 * 1024,
         threads: int = 2,
         memory_limit: str = "2GB",
+        read_only: bool | None = None,
     ) -> None:
         if durability not in ("flush", "fsync"):
             raise ValueError(f"durability must be 'flush' or 'fsync', got {durability!r}")
         self._layout = Layout(workspace)
-        self._layout.ensure_dirs()
+        self.read_only = self._open_mode(read_only)
         self.workspace = self._layout.workspace
         self.store_root = self._layout.store_root
         self.signals_dir = self._layout.signals_dir
@@ -153,7 +163,12 @@ class FileSystemStore:
         self._local = threading.local()
         self._hot = {
             kind.name: HotTier(
-                self._layout, kind, cache_bytes=cache_bytes, connection=self._connection, durability=durability
+                self._layout,
+                kind,
+                cache_bytes=cache_bytes,
+                connection=self._connection,
+                durability=durability,
+                read_only=self.read_only,
             )
             for kind in (SIGNALS, EMISSIONS)
         }
@@ -174,9 +189,36 @@ class FileSystemStore:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _open_mode(self, read_only: bool | None) -> bool:
+        """Create the folders (as 0.1.8 does) unless read-only; ``None`` means "read-only exactly
+        when the workspace cannot be written" (a read-only mount, another user's workspace)."""
+        if read_only:
+            if not self._layout.store_root.is_dir():
+                raise FileNotFoundError(f"no store at {self._layout.store_root} to open read-only")
+            return True
+        try:
+            self._layout.ensure_dirs()
+        except OSError as exc:
+            if read_only is None and self._layout.store_root.is_dir():
+                return True
+            raise StoreIOError(exc.errno, f"cannot create the store folders in {self._layout.workspace}: "
+                               f"{exc.strerror}") from exc
+        if read_only is None and not os.access(self._layout.store_root, os.W_OK):
+            return True
+        return False
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"{what}: the store at {self.store_root} is open read-only "
+                "(FileSystemStore(..., read_only=True), or the workspace is not writable); nothing was written"
+            )
+
     def close(self) -> None:
         """Save the id index if it grew, and release open append descriptors (the store stays
         usable; they reopen on demand)."""
+        if self.read_only:
+            return
         for hot in self._hot.values():
             with hot.write_lock.hold():
                 hot.persist_index()
@@ -355,6 +397,7 @@ class FileSystemStore:
         ``wait=False`` returns a report with ``skipped`` set if another compaction is running.
         Readers and writers keep working throughout; each day is committed atomically.
         """
+        self._writable("compact")
         cutoff = before or (datetime.now(timezone.utc).date() - timedelta(days=grace_days))
         report = CompactionReport(before=cutoff.isoformat(), dry_run=dry_run)
         started = time.perf_counter()
@@ -414,6 +457,7 @@ class FileSystemStore:
     def _write(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
         if on_duplicate not in _POLICIES:
             raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
+        self._writable(f"write_{kind.name}")
         # Validate and render the whole batch before touching any file. Each day's lines go
         # straight into one buffer: holding a big batch as one bytes object per line costs about
         # 2 µs a record in fresh memory (page faults) before they are even joined.
@@ -508,6 +552,7 @@ class FileSystemStore:
 
     def _write_json_atomic(self, destination: Path, document: Any) -> Path:
         """Replace ``destination`` atomically: temp file in the same folder, fsync, rename."""
+        self._writable(f"writing {destination.name}")
         text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
         replace_atomically(destination, lambda handle: handle.write(text))
         return destination
