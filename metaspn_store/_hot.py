@@ -11,8 +11,10 @@ looked, so the new-or-duplicate decision sees the whole store.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 import time
 import warnings
@@ -34,6 +36,7 @@ from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, parse_chunk
 from metaspn_store._rules import TIER_HOT, code_for
+from metaspn_store.errors import StoreIOError
 
 # The id index is saved to ``store/.index/<kind>.arrow`` once it holds this many ids, and saved
 # again when a later open had to read this many bytes appended since. A saved index is used only
@@ -476,23 +479,33 @@ class HotTier:
 
     # ------------------------------------------------------------------ appends (call under write_lock)
 
-    def _append_fd(self, day: date, path: Path) -> tuple[int, int, int]:
-        """(fd, inode, size) of the day file, reusing an open descriptor while the file is the same."""
+    def _append_fd(self, day: date, path: Path) -> tuple[int, int, int, bool]:
+        """(fd, inode, size, created) of the day file, reusing an open descriptor while the file
+        is the same; ``created`` is true when this call created the file."""
         known = self._stats.get(day)
         cached = self._fds.get(day)
         if cached is not None and known is not None and cached[1] == known[0]:
-            return cached[0], known[0], known[1]
+            return cached[0], known[0], known[1], False
         if cached is not None:
             os.close(cached[0])
             del self._fds[day]
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        created = True
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            created = False
+            fd = os.open(path, flags)
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         if len(self._fds) >= 32:
             old_day, (old_fd, _) = next(iter(self._fds.items()))
             os.close(old_fd)
             del self._fds[old_day]
         self._fds[day] = (fd, st.st_ino)
-        return fd, st.st_ino, st.st_size
+        return fd, st.st_ino, st.st_size, created
 
     def close(self) -> None:
         """Close cached append descriptors (also done when the tier is garbage collected)."""
@@ -507,13 +520,34 @@ class HotTier:
         if hasattr(self, "_fds"):  # __init__ may have failed before it existed
             self.close()
 
-    def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
-        """Append complete lines to the day's file in one write; index them (call under write_lock).
+    def append_all(self, batches: dict[date, tuple[bytes, list[tuple[int, int]]]]) -> dict[date, Path]:
+        """Append each day's complete lines to its file, all days or none (call under write_lock).
 
-        ``keys`` are the digests of the ids in ``lines``, each checked absent from the index."""
+        ``batches`` maps a day to its lines (one bytes object) and the digests of their ids, each
+        checked absent from the index. If the OS refuses any write or fsync (disk full, quota,
+        file too large, permission), every file this call touched is cut back to its previous
+        length (a file it created is removed), the index is left as it was, and
+        :class:`StoreIOError` names the file and the cause.
+        """
+        done: list[_Appended] = []
+        try:
+            for day, (payload, _keys) in batches.items():
+                done.append(self._write_day(day, payload))
+        except OSError as exc:
+            self._undo(done, exc)
+            path = getattr(exc, "filename", None) or self.layout.hot_file(self.kind, day)
+            raise StoreIOError(
+                exc.errno or errno.EIO,
+                f"could not append to {path}: {_cause(exc)}; nothing of this write was stored",
+            ) from exc
+        for appended in done:
+            self._indexed_append(appended, batches[appended.day][1])
+        return {appended.day: appended.path for appended in done}
+
+    def _write_day(self, day: date, payload: bytes) -> _Appended:
         path = self.layout.hot_file(self.kind, day)
-        payload = b"".join(lines)
-        fd, inode, size = self._append_fd(day, path)
+        fd, inode, size, created = self._append_fd(day, path)
+        appended = _Appended(day, path, fd, inode, size, created, b"")
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         prefix = b""
@@ -525,34 +559,89 @@ class HotTier:
                 if handle.read(1) != b"\n":
                     prefix = b"\n"
         buf = prefix + payload if prefix else payload
-        view = memoryview(buf)
-        written = 0
-        while written < len(buf):
-            written += os.write(fd, view[written:])
-        if self._durability == "fsync":
-            os.fsync(fd)
-        new_size = size + len(buf)
-        self._stats[day] = (inode, new_size)
-        if self._index is not None:
-            code = code_for(day, TIER_HOT)
-            add_new = self._index.add_new  # the writer checked every key against the index
-            for key in keys:
-                add_new(key, code)
-            if in_step and indexed is not None:
-                st = os.fstat(fd)
-                if st.st_size == new_size:
-                    indexed.offset = new_size
-                    indexed.mtime = st.st_mtime_ns
-                # else a tool without our lock appended in between: the next refresh reads from
-                # the old offset (its lines and ours), so no foreign id is skipped.
-            elif size == 0:
-                self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(fd).st_mtime_ns)
-            if day not in self._known_files:
-                self._known_files[day] = path
-                self._known_files = dict(sorted(self._known_files.items()))
-                self._dir_mtime = _mtime(self.dir)
-        return path
+        appended.buf = buf
+        try:
+            view = memoryview(buf)
+            written = 0
+            while written < len(buf):
+                written += os.write(fd, view[written:])
+            if self._durability == "fsync":
+                os.fsync(fd)
+        except OSError as exc:
+            self._undo([appended], exc)
+            raise
+        self._stats[day] = (inode, size + len(buf))
+        return appended
 
+    def _undo(self, done: list[_Appended], exc: OSError) -> None:
+        """Cut every file back to its length before this write; remove files it created."""
+        for appended in done:
+            self._stats.pop(appended.day, None)
+            cached = self._fds.pop(appended.day, None)
+            try:
+                if appended.created:
+                    os.unlink(appended.path)
+                else:
+                    os.ftruncate(appended.fd, appended.size)
+            except OSError:
+                pass  # the next append starts on a fresh line; the index never saw these lines
+            if cached is not None:
+                try:
+                    os.close(cached[0])
+                except OSError:
+                    pass
+
+    def _indexed_append(self, appended: _Appended, keys: list[tuple[int, int]]) -> None:
+        """Record lines this process appended in the index (they are valid by construction)."""
+        day, inode, size, buf = appended.day, appended.inode, appended.size, appended.buf
+        if self._index is None:
+            return
+        new_size = size + len(buf)
+        indexed = self._indexed.get(day)
+        in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
+        code = code_for(day, TIER_HOT)
+        add_new = self._index.add_new  # the writer checked every key against the index
+        for key in keys:
+            add_new(key, code)
+        if in_step and indexed is not None:
+            st = os.fstat(appended.fd)
+            if st.st_size == new_size:
+                indexed.offset = new_size
+                indexed.mtime = st.st_mtime_ns
+            # else a tool without our lock appended in between: the next refresh reads from
+            # the old offset (its lines and ours), so no foreign id is skipped.
+        elif size == 0:
+            self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(appended.fd).st_mtime_ns)
+        if day not in self._known_files:
+            self._known_files[day] = appended.path
+            self._known_files = dict(sorted(self._known_files.items()))
+            self._dir_mtime = _mtime(self.dir)
+
+
+@dataclass
+class _Appended:
+    """One day's append of a write call: what to undo if a later one fails."""
+
+    day: date
+    path: Path
+    fd: int
+    inode: int
+    size: int  # the file's length before
+    created: bool  # this call created the file
+    buf: bytes
+
+
+def _cause(exc: OSError) -> str:
+    names = {
+        errno.ENOSPC: "the disk is full (ENOSPC)",
+        errno.EDQUOT: "the disk quota is exhausted (EDQUOT)",
+        errno.EFBIG: "the file would exceed the size limit (EFBIG)",
+        errno.EACCES: "permission denied (EACCES)",
+        errno.EPERM: "operation not permitted (EPERM)",
+        errno.EROFS: "the filesystem is read-only (EROFS)",
+        errno.EINVAL: "not a regular file",
+    }
+    return names.get(exc.errno or 0, exc.strerror or str(exc))
 
 @dataclass
 class _Seen:

@@ -53,6 +53,7 @@ from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, Qu
 from metaspn_store._rules import TIER_COLD, code_for, decode_code
 from metaspn_store._sandbox import lock_down, query_error
 from metaspn_store.errors import (
+    CompactionError,
     DuplicateEventError,
     QueryError,
     ReadOnlyStoreError,
@@ -426,6 +427,12 @@ class FileSystemStore:
                         cold.remove_unlisted()
         except StoreLockedError:
             report.skipped = "another compaction is running on this workspace"
+        except OSError as exc:
+            # Nothing is committed before the new files are complete: the store reads as before.
+            raise CompactionError(
+                f"compaction stopped: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'cold tier'}); "
+                f"{len(report.days)} day(s) were committed before it, the rest reads exactly as before"
+            ) from exc
         report.seconds = round(time.perf_counter() - started, 4)
         return report
 
@@ -498,10 +505,10 @@ class FileSystemStore:
                 duplicates.add(len(results))
                 add_result(existing)
             # Each day with new records: its lines and their keys, days in order of first new record.
-            new_lines: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
+            new_lines: dict[date, tuple[bytes, list[tuple[int, int]]]] = {}
             if not duplicates:
                 for day, (buffer, _, keys) in days.items():
-                    new_lines[day] = ([buffer.getvalue()], keys)
+                    new_lines[day] = (buffer.getvalue(), keys)
             else:
                 data = {day: memoryview(buffer.getvalue()) for day, (buffer, _, _) in days.items()}
                 counts = dict.fromkeys(days, 0)
@@ -519,8 +526,8 @@ class FileSystemStore:
                         group_kept[0].write(data[day][start:end])
                         group_kept[1].append(key)
                 for day, (buffer, keys) in kept.items():
-                    new_lines[day] = ([buffer.getvalue()], keys)
-            written = {day: hot.append(day, lines, keys) for day, (lines, keys) in new_lines.items()}
+                    new_lines[day] = (buffer.getvalue(), keys)
+            written = hot.append_all(new_lines)
         return [written[r] if isinstance(r, date) else r for r in results]
 
     def write_signal(self, signal: SignalEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
