@@ -107,17 +107,34 @@ class HotTier:
     # ------------------------------------------------------------------ listing
 
     def days(self) -> dict[date, Path]:
-        """Every hot partition file on disk, by day."""
+        """Every hot partition file on disk, by day (regular files only; see :meth:`unusable`)."""
         out: dict[date, Path] = {}
+        for day, entry, problem in self._entries():
+            if problem is None:
+                out[day] = Path(entry.path)
+        return dict(sorted(out.items()))
+
+    def unusable(self) -> list[tuple[Path, str]]:
+        """Entries named like day files that are not readable regular files (a folder, a device,
+        a symlink loop or a dangling link): reads, writes and compaction skip them."""
+        return [(Path(entry.path), problem) for _, entry, problem in self._entries() if problem is not None]
+
+    def _entries(self) -> list[tuple[date, os.DirEntry[str], str | None]]:
         try:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:
-            return out
+            return []
+        out: list[tuple[date, os.DirEntry[str], str | None]] = []
         for entry in entries:
             day = day_of_hot_file(Path(entry.name))
-            if day is not None and entry.is_file():
-                out[day] = Path(entry.path)
-        return dict(sorted(out.items()))
+            if day is None:
+                continue
+            try:
+                problem = None if entry.is_file() else "not a regular file"
+            except OSError as exc:
+                problem = f"cannot be read: {exc.strerror or exc}"
+            out.append((day, entry, problem))
+        return out
 
     # ------------------------------------------------------------------ reads
 

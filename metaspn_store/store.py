@@ -368,16 +368,19 @@ class FileSystemStore:
     # ------------------------------------------------------------------ maintenance
 
     def verify(self) -> list[BadLineReport]:
-        """Every hot line that is not a readable record (file, 1-based line, reason).
+        """Every hot line that is not a readable record (file, 1-based line, reason), and every
+        entry named like a day file that is not a readable regular file (line 0).
 
         Such lines are skipped by every read (with a ``BadLineWarning``) and kept aside in
-        ``store/quarantine/`` by the compactor.
+        ``store/quarantine/`` by the compactor; such entries are skipped by reads, writes to
+        their day fail with :class:`StoreIOError`, and compaction leaves them alone.
         """
         problems: list[BadLineReport] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BadLineWarning)
             for kind in (SIGNALS, EMISSIONS):
                 hot = self._hot[kind.name]
+                problems.extend(BadLineReport(str(path), 0, problem) for path, problem in hot.unusable())
                 for day in hot.days():
                     problems.extend(hot.bad_lines(day))
         return problems
