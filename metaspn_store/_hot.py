@@ -47,6 +47,8 @@ RELOAD_MAX_BYTES = 64 << 20
 # A reader that parsed at least this many bytes of one hot file saves the file's rows as Arrow
 # (``store/.cache/<kind>/<day>.arrow``); the next process maps them instead of parsing again.
 SAVE_PARSE_BYTES = 256 << 10
+# Every hot file is checked for appends by tools that do not take the lock at least this often.
+_SWEEP_NS = 1_000_000_000
 _PARSE_FORMAT = 2
 
 
@@ -102,6 +104,8 @@ class HotTier:
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
         self._dir_mtime: int = -1
         self._last_scan: int = 0
+        self._generation: int | None = None  # the lock file's append generation we last saw
+        self._last_sweep: int = 0  # when every hot file was last checked for appends
         self._known_files: dict[date, Path] = {}
 
     # ------------------------------------------------------------------ listing
@@ -149,10 +153,12 @@ class HotTier:
                 self._cache.pop(day, None)
                 return None
             seen = None if part is None else _Seen(part.inode, part.head, part.offset, part.mtime)
-            if part is None or not _same_file(seen, st, path):
+            grew = part is None or not _same_file(seen, st, path)
+            if grew:
                 part = _Partition(path=path, day=day, inode=st.st_ino)
                 self._load_saved_parse(part, st)
                 self._cache[day] = part
+            assert part is not None
             parsed = 0
             if st.st_size > part.offset:
                 before = part.offset
@@ -167,7 +173,8 @@ class HotTier:
                 tables = part.tables
             if parsed >= SAVE_PARSE_BYTES:
                 self._save_parse(part)
-            self._evict()
+            if grew or parsed:
+                self._evict()
             if not tables:
                 return schema_for(self.kind).empty_table()
             return tables[0]
@@ -444,48 +451,81 @@ class HotTier:
 
     def _refresh_index(self) -> int:
         """Index complete lines appended by anyone since we last looked (call under write_lock);
-        return the number of bytes read."""
+        return the number of bytes read.
+
+        Writers of this package count their appends in the lock file (a generation and the last
+        day written): when exactly one append happened since our last look, only that day's file
+        is checked; when none did, no file is. Every file is checked when more happened, when
+        the folder changed, and at least once a second, so lines appended by tools that do not
+        take the lock are indexed within a second.
+        """
         assert self._index is not None
+        now = time.time_ns()
+        listing_changed = self._rescan_listing(now)
+        generation, last_day = self.write_lock.state()
+        if (
+            listing_changed
+            or self._generation is None
+            or generation not in (self._generation, self._generation + 1)
+            or now - self._last_sweep > _SWEEP_NS
+        ):
+            days = list(self._known_files)
+            self._last_sweep = now
+            self._stats = {}
+        elif generation == self._generation + 1:
+            changed = date.fromordinal(last_day) if last_day > 0 else None
+            days = [changed] if changed in self._known_files else []
+        else:
+            days = []
+        self._generation = generation
         read = 0
+        for day in days:
+            read += self._index_file(day, self._known_files[day])
+        return read
+
+    def _rescan_listing(self, now: int) -> bool:
+        """Refresh the list of hot files when the folder changed; True if it was rescanned."""
         mtime = _mtime(self.dir)
         # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
         # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
-        now = time.time_ns()
         if mtime != self._dir_mtime or (now - mtime < 2_000_000_000 and now - self._last_scan > 20_000_000):
             self._known_files = self.days()
             self._dir_mtime = mtime
             self._last_scan = now
             for gone in [day for day in self._indexed if day not in self._known_files]:
                 del self._indexed[gone]  # compacted or deleted: nothing left to follow
-        seen: dict[date, tuple[int, int]] = {}
-        for day, path in self._known_files.items():
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                self._indexed.pop(day, None)
-                continue
-            seen[day] = (st.st_ino, st.st_size)
-            state = self._indexed.get(day)
-            if state is None or not _same_file(state, st, path):
-                state = _Seen(st.st_ino, "", 0, st.st_mtime_ns)
-                self._indexed[day] = state
-            state.mtime = st.st_mtime_ns
-            if st.st_size <= state.offset:
-                continue
-            with open(path, "rb") as handle:
-                handle.seek(state.offset)
-                data = handle.read(st.st_size - state.offset)
-            read += len(data)
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                if state.offset == 0:
-                    state.head = head_digest(data)
-                code = code_for(day, TIER_HOT)
-                for record_id in self._valid_ids(data[:cut], str(path)):
-                    self._index.add(digest(record_id), code)
-            state.offset += cut
-        self._stats = seen
-        return read
+            return True
+        return False
+
+    def _index_file(self, day: date, path: Path) -> int:
+        """Index the complete lines of one hot file past what is indexed; bytes read."""
+        assert self._index is not None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._indexed.pop(day, None)
+            self._stats.pop(day, None)
+            return 0
+        self._stats[day] = (st.st_ino, st.st_size)
+        state = self._indexed.get(day)
+        if state is None or not _same_file(state, st, path):
+            state = _Seen(st.st_ino, "", 0, st.st_mtime_ns)
+            self._indexed[day] = state
+        state.mtime = st.st_mtime_ns
+        if st.st_size <= state.offset:
+            return 0
+        with open(path, "rb") as handle:
+            handle.seek(state.offset)
+            data = handle.read(st.st_size - state.offset)
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            if state.offset == 0:
+                state.head = head_digest(data)
+            code = code_for(day, TIER_HOT)
+            for record_id in self._valid_ids(data[:cut], str(path)):
+                self._index.add(digest(record_id), code)
+        state.offset += cut
+        return len(data)
 
     def _valid_ids(self, data: bytes, path: str) -> list[str]:
         """Ids of the valid records among complete lines someone else appended (``_rules``)."""
@@ -502,7 +542,8 @@ class HotTier:
         known = self._stats.get(day)
         cached = self._fds.get(day)
         if cached is not None and known is not None and cached[1] == known[0]:
-            return cached[0], known[0], known[1], False
+            # The real length (a tool without our lock may have appended since we looked).
+            return cached[0], known[0], os.fstat(cached[0]).st_size, False
         if cached is not None:
             os.close(cached[0])
             del self._fds[day]
@@ -559,12 +600,19 @@ class HotTier:
             ) from exc
         for appended in done:
             self._indexed_append(appended, batches[appended.day][1])
+        if done:
+            generation, _ = self.write_lock.state()
+            # One append: others check only that day; several: they check every file.
+            generation += len(done)
+            self.write_lock.set_state(generation, done[-1].day.toordinal())
+            if self._generation is not None and generation == self._generation + len(done):
+                self._generation = generation  # nobody else appended since our last look
         return {appended.day: appended.path for appended in done}
 
     def _write_day(self, day: date, payload: bytes) -> _Appended:
         path = self.layout.hot_file(self.kind, day)
         fd, inode, size, created = self._append_fd(day, path)
-        appended = _Appended(day, path, fd, inode, size, created, b"")
+        appended = _Appended(day, path, inode, size, created, b"", -1, 0)
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         prefix = b""
@@ -584,9 +632,11 @@ class HotTier:
                 written += os.write(fd, view[written:])
             if self._durability == "fsync":
                 os.fsync(fd)
+            st = os.fstat(fd)  # now: a later day of the batch may close this descriptor
         except OSError as exc:
             self._undo([appended], exc)
             raise
+        appended.size_after, appended.mtime_after = st.st_size, st.st_mtime_ns
         self._stats[day] = (inode, size + len(buf))
         return appended
 
@@ -599,7 +649,7 @@ class HotTier:
                 if appended.created:
                     os.unlink(appended.path)
                 else:
-                    os.ftruncate(appended.fd, appended.size)
+                    os.truncate(appended.path, appended.size)
             except OSError:
                 pass  # the next append starts on a fresh line; the index never saw these lines
             if cached is not None:
@@ -621,14 +671,13 @@ class HotTier:
         for key in keys:
             add_new(key, code)
         if in_step and indexed is not None:
-            st = os.fstat(appended.fd)
-            if st.st_size == new_size:
+            if appended.size_after == new_size:
                 indexed.offset = new_size
-                indexed.mtime = st.st_mtime_ns
+                indexed.mtime = appended.mtime_after
             # else a tool without our lock appended in between: the next refresh reads from
             # the old offset (its lines and ours), so no foreign id is skipped.
         elif size == 0:
-            self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(appended.fd).st_mtime_ns)
+            self._indexed[day] = _Seen(inode, head_digest(buf), new_size, appended.mtime_after)
         if day not in self._known_files:
             self._known_files[day] = appended.path
             self._known_files = dict(sorted(self._known_files.items()))
@@ -641,11 +690,12 @@ class _Appended:
 
     day: date
     path: Path
-    fd: int
     inode: int
     size: int  # the file's length before
     created: bool  # this call created the file
     buf: bytes
+    size_after: int  # fstat right after the write
+    mtime_after: int
 
 
 def _cause(exc: OSError) -> str:

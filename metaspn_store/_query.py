@@ -129,7 +129,9 @@ class QueryEngine:
         connection: Callable[[], duckdb.DuckDBPyConnection],
         version: Callable[[], Any] = lambda: 0,
         shared_ids: Callable[[date, date], list[str]] = lambda first, last: [],
+        day_bytes: Callable[[date], int] = lambda day: STEP_BYTES,
     ) -> None:
+        self._day_bytes = day_bytes
         self.kind = kind
         self._version = version
         self._shared_ids = shared_ids
@@ -400,18 +402,32 @@ class QueryEngine:
         con = self._connection()
         idc = self.kind.id_field
         hashes: list[pa.Array] = []
+        pending: list[pa.Table] = []
+        pending_rows = 0
+
+        def hash_pending() -> None:
+            # Many days per query (a thousand small files cost a few queries), at most about a
+            # million ids at once (bounded memory for long windows).
+            con.register("day_ids", pa.concat_tables(pending))
+            try:
+                hashes.extend(con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0).chunks)
+            finally:
+                con.unregister("day_ids")
+            pending.clear()
+
         for day in self._hot_days():
             if not first <= day <= last:
                 continue
             table = self._hot_table(day)
             if table is None or not table.num_rows:
                 continue
-            con.register("day_ids", table.select([idc]))
-            try:
-                column = con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0)
-            finally:
-                con.unregister("day_ids")
-            hashes.extend(column.chunks)
+            pending.append(table.select([idc]))
+            pending_rows += table.num_rows
+            if pending_rows >= 1_000_000:
+                hash_pending()
+                pending_rows = 0
+        if pending:
+            hash_pending()
         if self._version() != before:
             return False
         if len(hashes) < 1:
@@ -425,14 +441,16 @@ class QueryEngine:
         return EnvelopeBuilder(self.kind).build(table)
 
     def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
-        """Envelopes in (timestamp, day, tier, seq) order, one timestamp day at a time (bounded
-        memory).
+        """Envelopes in (timestamp, day, tier, seq) order, a few days at a time (bounded memory).
 
-        Each step reads one day file's records whose timestamp falls on that day, plus the few
-        records of the window whose timestamp lies on another day than their file's (``_rules``
-        rule 3), found by one query up front. Each step's rows are fetched whole before anything
-        is yielded, so no DuckDB result stays open while the caller runs. Duplicates across days
-        are resolved by (id, first day), which a concurrent compaction does not change.
+        Each step reads a run of consecutive day files (as many as fit :data:`STEP_BYTES` of
+        data, so a thousand small files cost a few queries, not a thousand) and keeps their
+        records whose timestamp falls on their own file's day; the few records of the window
+        whose timestamp lies on another day (``_rules`` rule 3) are found by one query up front
+        and merged into the step of their timestamp's day. Each step's rows are fetched whole
+        before anything is yielded, so no DuckDB result stays open while the caller runs.
+        Duplicates across days are resolved by (id, first day), which a concurrent compaction
+        does not change.
         """
         start_utc, end_utc = self._window(start, end)
         first, last = window_days(start_utc, end_utc)
@@ -446,17 +464,22 @@ class QueryEngine:
                             exclude=dups, with_refs_key=True)
         stray_days = pc.cast(stray.column("timestamp"), pa.date32()) if stray.num_rows else None
         steps = set(days) | (set(stray_days.to_pylist()) if stray_days is not None else set())
-        for day in sorted(steps):
+        placed = flt.with_clause("CAST(timestamp AS DATE) = day")
+        for run_first, run_last in _runs(sorted(steps), self._day_bytes):
             table = self.select(
-                max(start_utc, _day_start(day)),
-                min(end_utc, _day_start(day) + _ONE_DAY - _ONE_US),
-                flt,
+                max(start_utc, _day_start(run_first)),
+                min(end_utc, _day_start(run_last) + _ONE_DAY - _ONE_US),
+                placed,
                 order=order,
                 exclude=dups,
                 with_refs_key=True,
             )
             if stray_days is not None:
-                here = stray.filter(pc.equal(stray_days, pa.scalar(day, pa.date32())))
+                in_run = pc.and_(
+                    pc.greater_equal(stray_days, pa.scalar(run_first, pa.date32())),
+                    pc.less_equal(stray_days, pa.scalar(run_last, pa.date32())),
+                )
+                here = stray.filter(in_run)
                 if here.num_rows and not table.num_rows:
                     table = here
                 elif here.num_rows:
@@ -465,6 +488,29 @@ class QueryEngine:
                     )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
+
+
+# A replay step reads consecutive days until their files hold about this much data (JSONL
+# bytes, or Parquet bytes times 10): about 60,000 records of the sample workspace.
+STEP_BYTES = 32 << 20
+
+
+def _runs(days: list[date], size: Callable[[date], int]) -> Iterator[tuple[date, date]]:
+    """Consecutive runs of ``days`` (sorted) whose summed ``size`` stays under STEP_BYTES (a
+    day bigger than that is a run of its own)."""
+    if not days:
+        return
+    run_first = run_last = days[0]
+    total = size(days[0])
+    for day in days[1:]:
+        weight = size(day)
+        if total + weight > STEP_BYTES:
+            yield run_first, run_last
+            run_first, total = day, 0
+        run_last = day
+        total += weight
+    yield run_first, run_last
+
 
 @dataclass
 class _Snapshot:

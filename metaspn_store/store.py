@@ -184,6 +184,7 @@ class FileSystemStore:
                 connection=self._connection,
                 version=self._cold[kind.name].version,
                 shared_ids=self._cold[kind.name].shared_ids,
+                day_bytes=partial(self._day_bytes, kind),
             )
             for kind in (SIGNALS, EMISSIONS)
         }
@@ -243,6 +244,18 @@ class FileSystemStore:
     def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
         """Parquet files per day of the cold tier, as the manifest lists them."""
         return self._cold[kind.name].files(first, last)
+
+    def _day_bytes(self, kind: Kind, day: date) -> int:
+        """About how much data a day holds, in JSONL bytes (Parquet counts ten times its size):
+        how replays decide how many days to read at once."""
+        total = 0
+        for path in [str(self._layout.hot_file(kind, day)), *self._cold_files(kind, day, day).get(day, [])]:
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                continue
+            total += size if path.endswith(".jsonl") else 10 * size
+        return total
 
     def _hot_table(self, kind: Kind, day: date) -> pa.Table | None:
         """Hot rows of a day that the cold tier does not already hold (read before the manifest)."""
