@@ -166,6 +166,7 @@ def _bulk_sql(kind: Kind) -> str:
                 AND length(v[{at[idc]}]->>'$') > 0
                 AND NOT regexp_matches(fields.line, $suspicious)
                 AND length(fields.line) - length(replace(replace(fields.line, '{{', ''), '[', '')) < $max_open
+                AND strlen(fields.line) <= $max_line
                 AND regexp_full_match(ts_text, $ts_pattern)
                 AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
                 AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
@@ -287,6 +288,7 @@ def _bulk_or_none(
         "suspicious": _rules.SUSPICIOUS_BYTES,
         "max_open": _rules.MAX_VOUCHED_OPENINGS,
         "ts_pattern": _rules.TS_VOUCHED,
+        "max_line": _rules.MAX_LINE_BYTES,
     }
     last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
     if whole_file is not None:

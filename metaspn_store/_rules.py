@@ -29,6 +29,8 @@ compactor, saved parses) either gives exactly its result or hands the line to it
   ``Z`` into ``+00:00``; naive means UTC). A timestamp that does not parse (``2026-02-30``,
   ``24:00``, ``+99:99``) or cannot be expressed in UTC makes the line bad; it never becomes NULL.
 * **Unknown top-level keys** are kept (the Parquet ``extra`` column), never a reason to refuse.
+* **Size**: a line longer than :data:`MAX_LINE_BYTES` (64 MiB) is bad; the writer refuses a
+  record whose line would be longer, before anything is written.
 
 The bulk path (DuckDB, files from :data:`BULK_THRESHOLD` bytes) vouches for a line only when
 every one of :data:`BULK_SCREEN` holds; each condition implies that the line-by-line reader
@@ -76,6 +78,9 @@ from metaspn_store._layout import Kind
 BULK_THRESHOLD = 256 * 1024
 
 _BLANK = b" \t\r\x0b\x0c"
+# The longest line that is a record: far above any real envelope, low enough that one record
+# never threatens a reader's memory (DuckDB's own JSON reader stops at 16 MiB; we read past it).
+MAX_LINE_BYTES = 64 << 20
 
 
 class BadLine(Exception):
@@ -89,6 +94,8 @@ def is_blank(line: bytes) -> bool:
 
 def row_from_line(kind: Kind, line: bytes, seq: int) -> dict[str, Any]:
     """The row of one non-blank line, or :class:`BadLine` with the reason (the definition)."""
+    if len(line) > MAX_LINE_BYTES:
+        raise BadLine(f"line of {len(line)} bytes is longer than the {MAX_LINE_BYTES} bytes a record may take")
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -219,6 +226,7 @@ BULK_SCREEN = (
     "exactly the envelope's keys, each with the JSON type the writer gives it (strings, arrays of "
     "ref objects with string fields, a trace of exactly TraceContext's shape, raw an object or null)",
     "the timestamp matches TS_VOUCHED and names a real calendar date",
+    "at most MAX_LINE_BYTES bytes",
 )
 
 # ---------------------------------------------------------------------------- 2. first write

@@ -50,11 +50,12 @@ from metaspn_store._layout import (
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
-from metaspn_store._rules import TIER_COLD, code_for, decode_code
+from metaspn_store._rules import MAX_LINE_BYTES, TIER_COLD, code_for, decode_code
 from metaspn_store._sandbox import lock_down, query_error
 from metaspn_store.errors import (
     CompactionError,
     DuplicateEventError,
+    InvalidRecordError,
     QueryError,
     ReadOnlyStoreError,
     StoreIOError,
@@ -490,6 +491,13 @@ class FileSystemStore:
         add_record = records.append
         for envelope in envelopes:
             record_id, day, line = encode_line(kind, envelope)
+            if len(line) > MAX_LINE_BYTES + 1:  # + its newline
+                raise InvalidRecordError(
+                    f"{kind.label} {record_id!r}: its line would take {len(line) - 1} bytes, more than the "
+                    f"{MAX_LINE_BYTES} bytes (64 MiB) a record may take; nothing was written",
+                    record_id=record_id,
+                    field="payload",
+                )
             key = digest(record_id)
             group = days.get(day)
             if group is None:
