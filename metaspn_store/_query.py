@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -178,6 +179,17 @@ class QueryEngine:
         columns: list[str] | None = None,
     ) -> pa.Table | None:
         """Run ``build(snapshot)``'s SQL on a consistent snapshot, retrying on compaction."""
+        with out_of_memory_as_query_error(self.kind.name):
+            return self._run_once_consistent(build, first, last, extra_tables, columns)
+
+    def _run_once_consistent(
+        self,
+        build: Callable[[_Snapshot], tuple[str, dict[str, Any]]],
+        first: date,
+        last: date,
+        extra_tables: dict[str, pa.Table] | None,
+        columns: list[str] | None,
+    ) -> pa.Table | None:
         con = self._connection()
         last_error: Exception | None = None
         for _attempt in range(20):
@@ -199,6 +211,8 @@ class QueryEngine:
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 last_error = exc  # a compaction replaced files we listed: read again
                 continue
+            except duckdb.OutOfMemoryException:
+                raise
             except duckdb.Error as exc:
                 raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
             if self._version() != snap.version:
@@ -441,6 +455,11 @@ class QueryEngine:
         return EnvelopeBuilder(self.kind).build(table)
 
     def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
+        """See :meth:`_stream`; running out of memory becomes a :class:`QueryError` with a hint."""
+        with out_of_memory_as_query_error(self.kind.name):
+            yield from self._stream(start, end, flt, batch_rows=batch_rows)
+
+    def _stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
         """Envelopes in (timestamp, day, tier, seq) order, a few days at a time (bounded memory).
 
         Each step reads a run of consecutive day files (as many as fit :data:`STEP_BYTES` of
@@ -488,6 +507,21 @@ class QueryEngine:
                     )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
+
+
+@contextmanager
+def out_of_memory_as_query_error(what: str) -> Iterator[None]:
+    """Running out of memory (DuckDB's memory_limit, or the process's) becomes a QueryError that
+    names the settings to change."""
+    try:
+        yield
+    except (MemoryError, duckdb.OutOfMemoryException) as exc:
+        raise QueryError(
+            f"reading {what} ran out of memory ({type(exc).__name__}: {str(exc)[:200]}). Lower "
+            "FileSystemStore(cache_bytes=...) or threads=, raise memory_limit= (DuckDB's share), or raise the "
+            "process's limits: DuckDB and pyarrow reserve about 2 GB of address space (ulimit -v) even when "
+            "they use far less memory; README 'Memory' gives what each read needs"
+        ) from exc
 
 
 # A replay step reads consecutive days until their files hold about this much data (JSONL
