@@ -69,8 +69,6 @@ KNOWN_KEYS = {
         ("emission_id", "timestamp", "emission_type", "payload", "caused_by", "schema_version", "trace", "entity_refs")
     ),
 }
-DEFAULT_SCHEMA_VERSION = SignalEnvelope.__dataclass_fields__["schema_version"].default
-REF_DEFAULT_SCHEMA_VERSION = EntityRef.__dataclass_fields__["schema_version"].default
 
 
 def schema_for(kind: Kind) -> pa.Schema:

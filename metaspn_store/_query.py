@@ -29,9 +29,6 @@ from metaspn_store._layout import Kind
 from metaspn_store._rules import POSITION_SQL, TIER_COLD, TIER_HOT, window_days
 from metaspn_store.errors import QueryError
 
-_NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN")
-
-
 _ENTITY_KEY = (
     "CASE WHEN len(entity_refs) > 0 THEN coalesce(entity_refs[1].ref_type, 'None') || ':' || "
     "coalesce(entity_refs[1].platform, 'None') || ':' || coalesce(entity_refs[1].value, 'None') "

@@ -40,7 +40,7 @@ the same generated lines through both paths (tests/test_parse_paths.py).
 2. Which record holds an id
 ---------------------------
 Only a valid record claims an id. Among valid records with the same id, the record of that id
-is the one first in **(day, tier, seq)** order (:func:`position` / :data:`POSITION_SQL`): the
+is the one first in **(day, tier, seq)** order (:data:`POSITION_SQL`, :func:`code_for`): the
 earliest day file it was appended to, then the cold tier before the hot tier of that day (the
 cold tier holds what was appended to that day before its last compaction), then append order
 within the file. That is the first record a reader of 0.1.8's files would meet. Every other
@@ -238,11 +238,6 @@ TIER_HOT = 1
 POSITION_SQL = "struct_pack(d := day, t := tier, s := seq)"
 
 
-def position(day: date, tier: int, seq: int) -> tuple[int, int, int]:
-    """The sort key of a copy of an id (smaller = first)."""
-    return day.toordinal(), tier, seq
-
-
 def code_for(day: date, tier: int) -> int:
     """The id index's code of a partition: day and tier in one int, ordered like positions."""
     return day.toordinal() * 2 + tier
@@ -270,7 +265,6 @@ __all__ = [
     "code_for",
     "decode_code",
     "is_blank",
-    "position",
     "row_from_line",
     "row_from_record",
     "window_days",
