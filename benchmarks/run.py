@@ -878,7 +878,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.scaling_sizes:
         if SCALING_ALIASES.get(name, name) not in SIZES:
             parser.error(f"unknown scaling size {name!r}")
-    defaults = {"tiny": (3, 120.0, None), "small": (1, 300.0, None), "large": (1, 900.0, 600.0)}[args.size]
+    defaults = {"tiny": (3, 120.0, None), "small": (1, 300.0, None), "large": (1, 900.0, 600.0),
+                "many-files": (3, 300.0, None)}[args.size]
     args.ref_repeat = args.ref_repeat or defaults[0]
     args.ref_timeout = args.ref_timeout or defaults[1]
     args.ref_budget = args.ref_budget if args.ref_budget is not None else defaults[2]
