@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 import warnings
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -423,6 +424,8 @@ class HotTier:
         if cold is not None and cold.num_rows:
             parts.append(cold)
         con = self._connection()
+        ids: list[pa.ChunkedArray] = []
+        codes: list[pa.Array] = []
         for day in files:
             table = self.table(day)
             with self._lock:
@@ -431,7 +434,12 @@ class HotTier:
                     continue
                 stats[day] = _Seen(part.inode, part.head, part.offset, part.mtime)
             if table.num_rows:
-                parts.append(_digests(con, table.column(self.kind.id_field), code_for(day, TIER_HOT)))
+                ids.append(table.column(self.kind.id_field))
+                n = table.num_rows
+                codes.append(pa.Array.from_buffers(pa.uint32(), n, [None, pa.py_buffer(array("I", [code_for(day, TIER_HOT)]) * n)]))
+        if ids:
+            parts.append(_digests(con, pa.chunked_array([c for col in ids for c in col.chunks], pa.string()),
+                                  pa.chunked_array(codes, pa.uint32())))
         index = IdIndex()
         if parts:
             combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
@@ -731,13 +739,13 @@ def head_digest(data: bytes) -> str:
     return hashlib.md5(data[: data.find(b"\n") + 1], usedforsecurity=False).hexdigest()
 
 
-def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, code: int) -> pa.Table:
-    """(hi, lo, code) of each id: the 128-bit digests the index keeps (``_index.digest``)."""
-    con.register("ids_to_digest", pa.table({"id": ids}))
+def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, codes: pa.ChunkedArray) -> pa.Table:
+    """(hi, lo, code) of each id: the 128-bit digests the index keeps (``_index.digest``); one
+    query for every hot file."""
+    con.register("ids_to_digest", pa.table({"id": ids, "code": codes}))
     try:
         return con.sql(
-            "SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, $code::UINTEGER AS code FROM ids_to_digest",
-            params={"code": code},
+            "SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, code FROM ids_to_digest"
         ).to_arrow_table()
     finally:
         con.unregister("ids_to_digest")
