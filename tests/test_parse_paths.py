@@ -421,3 +421,30 @@ def _outcome(call, *args):
 def test_cached_from_dict_is_metaspn_schemas_from_dict(record):
     for cls in (SignalEnvelope, EmissionEnvelope):
         assert _outcome(from_dict, cls, record) == _outcome(cls.from_dict, record)
+
+
+def test_emission_lines_are_classified_the_same_by_both_paths():
+    """The bulk SQL is built per kind: emissions (no raw, caused_by) through the same mutations."""
+    from metaspn_store._layout import EMISSIONS
+
+    def emission(record_id: str, second: int) -> dict:
+        record = base_record(record_id, second)
+        record.pop("raw")
+        record.pop("source")
+        record["emission_id"] = record.pop("signal_id")
+        record["emission_type"] = record.pop("payload_type")
+        record["caused_by"] = "s0"
+        return record
+
+    con = new_connection()
+    names = [n for n in sorted(MUTATIONS) if not n.startswith(("int_source", "raw_list", "valid_raw",
+                                                                "repeated_top_key", "empty_id", "int_id", "null_id"))]
+    lines = [MUTATIONS[name](emission(f"e{i}", i)) for i, name in enumerate(names)]
+    lines += [dumps({**emission("e-int-cause", 1), "caused_by": 5}), dumps({**emission("e-raw", 2), "raw": {"a": 1}}),
+              dumps({k: v for k, v in emission("e-no-cause", 3).items() if k != "caused_by"})]
+    data = b"\n".join(lines) + b"\n"
+    exact = parse_exact(EMISSIONS, data, 0, "f")
+    bulk = parse_bulk(EMISSIONS, con, data, 0, "f")
+    assert normalized(bulk[0]) == normalized(exact[0])
+    assert bulk[1] == exact[1]
+    assert normalized(bulk[0]), "some emission lines must be valid"
