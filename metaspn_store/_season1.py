@@ -96,7 +96,7 @@ class _Fields:
     def number(self, key: str) -> str:
         """``_payload_number``: an int or float value as DOUBLE, else 0.0 (bools included)."""
         i = self._slot(key)
-        return f"CASE WHEN {self._typed(key, _NUMBER)} THEN __v[{i}]::DOUBLE WHEN __t[1] = 'OBJECT' AND __t[{i + 1}] = 'BOOLEAN' THEN (__v[{i}] = 'true')::INT::DOUBLE ELSE 0.0 END"
+        return f"CASE WHEN {self._typed(key, _NUMBER)} THEN __v[{i}]::DOUBLE ELSE 0.0 END"
 
     def present(self, key: str) -> str:
         """``isinstance(payload, dict) and key in payload``."""

@@ -12,6 +12,7 @@ exact values, not merely close.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,6 +40,7 @@ REFS = [EntityRef("person", "p1", platform="x"), EntityRef("person", "p1"), Enti
 GAME_KEY = "game/~id"  # a key a JSON pointer must escape
 
 NUMBERS = st.one_of(
+    st.sampled_from([1e16, -1e16, 1.0, 3.0, -0.0]),  # sums that depend on the order of addition
     st.sampled_from([0, 1, -3, 2**53 + 1, 2**63 - 1, -(2**63)]),
     st.sampled_from([0.1, 0.2, 0.3, -0.0, 1.5, 1e16, -1e16, 1.0, 2.5e-7, 1e300, -1e300]),
     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
@@ -58,27 +60,34 @@ TEXTS = st.one_of(
 )
 SEASONS = st.sampled_from(["S1", "S1", "S1", "S2", "", 1, 1.0, True, None, ["S1"]])
 
-DICT_PAYLOADS = st.fixed_dictionaries(
-    {},
-    optional={
-        "season_id": SEASONS,
-        "game_id": TEXTS,
-        GAME_KEY: TEXTS,
+OPTIONAL_FIELDS = {
+    "game_id": TEXTS,
+    GAME_KEY: TEXTS,
+    "founder_id": st.sampled_from(["f1", "f1", "f2", "", None, 7]),
+    "reward_projection": VALUES,
+    "reward_amount": VALUES,
+    "score": VALUES,
+    "points": VALUES,
+    "founder_stake_delta": VALUES,
+    "founder_stake_value": VALUES,
+}
+# Most payloads are in season S1, active, with a player, so the groups and ranks have members.
+SEASON_PAYLOADS = st.fixed_dictionaries(
+    {
+        "season_id": st.one_of(st.just("S1"), st.just("S1"), st.just("S1"), SEASONS),
         "player_id": st.one_of(st.sampled_from(["p1", "p2", "p3", "Ü"]), TEXTS),
-        "founder_id": st.sampled_from(["f1", "f2", "", None, 7]),
-        "reward_projection": VALUES,
-        "reward_amount": VALUES,
-        "score": VALUES,
-        "points": VALUES,
-        "founder_stake_delta": VALUES,
-        "founder_stake_value": VALUES,
-        "window_status": st.sampled_from(["ACTIVE", "ACTIVE", "active", None, 1]),
+        "window_status": st.sampled_from(["ACTIVE", "ACTIVE", "ACTIVE", "active", None, 1]),
     },
+    optional=OPTIONAL_FIELDS,
+)
+DICT_PAYLOADS = st.fixed_dictionaries(
+    {}, optional={"season_id": SEASONS, "player_id": TEXTS, "window_status": st.just("ACTIVE"), **OPTIONAL_FIELDS}
 )
 PAYLOADS = st.one_of(
-    DICT_PAYLOADS,
-    DICT_PAYLOADS,
-    DICT_PAYLOADS,
+    SEASON_PAYLOADS,
+    SEASON_PAYLOADS,
+    SEASON_PAYLOADS,
+    SEASON_PAYLOADS,
     DICT_PAYLOADS,
     st.none(),
     st.just([{"season_id": "S1"}]),
@@ -328,30 +337,40 @@ def _signal(signal_id: str, seconds: int, payload: Any, source: str = "s1.play",
 
 @pytest.mark.parametrize("compact", [False, True])
 def test_totals_add_in_replay_order_like_the_reference(tmp_path: Path, compact: bool) -> None:
-    """1e16 + 1.0 rounds back to 1e16: the order of addition decides the total (0.0 or 1.0), and
-    the reference adds in replay order, across days and tiers."""
+    """1e16 + 1.0 rounds back to 1e16, so the order of addition decides a total. Each day is
+    written out of time order: replay order (the reference's) gives 1.0, append order 0.0 and
+    the exact sum 2.0. A player whose values are all -0.0 totals 0.0, as ``0.0 + -0.0`` does."""
     store = FileSystemStore(tmp_path / "ws")
-    values = [(1e16, 0, 2), (-1e16, 0, 1), (1.0, 0, 0), (1e16, 1, 5), (1.0, 1, 6), (-1e16, 1, 7)]
-    # day 0 in replay order: 1.0, -1e16, 1e16 -> 1.0 - 1e16 = -1e16 (rounded), + 1e16 = 0.0
-    # day 1: 1e16, 1.0, -1e16 -> 0.0; a sorted or tree sum would give 2.0.
+    values = [(1.0, 0, 2), (1e16, 0, 0), (-1e16, 0, 1), (1.0, 1, 2), (1e16, 1, 0), (-1e16, 1, 1)]
+    written = []
     for i, (value, day, seconds) in enumerate(values):
-        store.write_signal(_signal(f"s{i}", seconds, {"season_id": "S1", "reward_projection": value, "player_id": "p",
-                                                       "game_id": "g", "window_status": "ACTIVE"}, day=day))
+        payload = {"season_id": "S1", "reward_projection": value, "player_id": "p", "game_id": "g",
+                   "window_status": "ACTIVE"}
+        written.append(_signal(f"s{i}", seconds, payload, day=day))
+    written.append(_signal("z", 9, {"season_id": "S1", "reward_projection": -0.0, "player_id": "z"}))
+    store.write_signals(written)
     if compact:
         store.compact(before=(DAY0 + timedelta(days=3)).date())
+    oracle = Oracle(signals=written)
+    replayed = [s.payload["reward_projection"] for s in oracle.iter_signals(**WIDE)]
+    expected = appended = 0.0
+    for value in replayed:
+        expected += value
+    for value, _, _ in values:
+        appended += value
+    assert (expected, appended, math.fsum(replayed)) == (1.0, 0.0, 2.0)
+
     summary = store.get_s1_season_summary_metrics(**WIDE, season_id="S1")
-    oracle = Oracle(signals=[_signal(f"s{i}", s, {"reward_projection": v}, day=d) for i, (v, d, s) in enumerate(values)])
-    expected = 0.0
-    for s in oracle.iter_signals(**WIDE):
-        expected += s.payload["reward_projection"]
-    assert expected == 0.0 and sum(v for v, _, _ in values) == 0.0
-    assert summary["reward_projection_total"] == expected
-    assert store.get_s1_per_game_aggregates(**WIDE, season_id="S1")[0]["reward_projection_total"] == 0.0
-    metrics = store.get_s1_per_player_dashboard_aggregates(**WIDE, season_id="S1", metric_fields=["reward_projection"])
-    assert metrics[0]["metrics"]["reward_projection"] == 0.0
-    # Projection totals add in rank order: 1e16, 1e16, 1.0, 1.0, -1e16, -1e16 -> 2e16 + 1 + 1 = 2e16, then 0.0.
+    assert summary["reward_projection_total"] == 1.0
+    assert store.get_s1_per_game_aggregates(**WIDE, season_id="S1")[0]["reward_projection_total"] == 1.0
+    twice = ["reward_projection", "score", "reward_projection"]
+    players = store.get_s1_per_player_dashboard_aggregates(**WIDE, season_id="S1", metric_fields=twice)
+    assert strict(players) == strict(ref.per_player(oracle, **WIDE, season_id="S1", metric_fields=twice))
+    assert (players[1]["player_id"], players[1]["metrics"]["reward_projection"].hex()) == ("z", "0x0.0p+0")
+    # Projection totals add in rank order: 1e16, 1e16, 1.0, 1.0, -1e16, -1e16 -> 0.0.
     totals = store.get_s1_active_reward_projection_totals(**WIDE, season_id="S1")
-    assert totals == [{"season_id": "S1", "group": "p", "signal_count": 6, "reward_projection_total": 0.0}]
+    assert strict(totals) == strict(ref.projection_totals(oracle, **WIDE, season_id="S1"))
+    assert totals[0]["reward_projection_total"] == 0.0
 
 
 def test_numbers_exclude_bools_and_strings_and_texts_need_non_empty_strings(tmp_path: Path) -> None:
@@ -445,3 +464,27 @@ def test_an_empty_store_answers_empty_results(tmp_path: Path) -> None:
     assert path.read_bytes() == b""
     parquet = store.export_s1_postseason_research_dataset(**WIDE, season_id="S1", destination=tmp_path / "b.parquet")
     assert pq.read_table(parquet).num_rows == 0
+
+
+def test_ties_rank_by_timestamp_then_id_descending(tmp_path: Path) -> None:
+    store = FileSystemStore(tmp_path / "ws")
+    active = {"season_id": "S1", "window_status": "ACTIVE"}
+    store.write_signals(
+        [
+            _signal("a", 5, dict(active, reward_projection=2, player_id="p1")),
+            _signal("c", 5, dict(active, reward_projection=2.0, player_id="p2")),
+            _signal("b", 5, dict(active, reward_projection=2, player_id="p3")),
+            _signal("d", 6, dict(active, reward_projection=-0.0, player_id="p1")),
+            _signal("e", 7, dict(active, reward_projection=True, player_id="p2")),  # a bool ranks as 0.0
+            _signal("f", 6, dict(active, reward_projection=3)),
+        ]
+    )
+    ranked = store.get_s1_active_reward_projections(**WIDE, season_id="S1")
+    assert [s.signal_id for s in ranked] == ["f", "c", "b", "a", "e", "d"]
+    assert [s.signal_id for s in store.get_s1_active_reward_projections(**WIDE, season_id="S1", limit=2)] == ["f", "c"]
+    totals = store.get_s1_active_reward_projection_totals(**WIDE, season_id="S1")
+    assert [(t["group"], t["signal_count"], t["reward_projection_total"]) for t in totals] == [
+        ("p3", 1, 2.0),  # equal totals: larger group first
+        ("p2", 2, 2.0),
+        ("p1", 2, 2.0),
+    ]
