@@ -445,6 +445,22 @@ def _oracle_line(kind: Any, envelope: Any) -> bytes:
         raise _Refused
     if fields["trace"] is not None and not isinstance(fields["trace"], TraceContext):
         raise _Refused
+    # A ref's or a trace's fields must read back equal: strings (or None) where strings belong.
+    text = (str, type(None))
+    for ref in fields["entity_refs"] or ():
+        if not all(isinstance(getattr(ref, name), text) for name in ("ref_type", "value", "platform", "label",
+                                                                      "schema_version")):
+            raise _Refused
+    trace = fields["trace"]
+    if trace is not None and not (
+        isinstance(trace.metadata, dict | type(None))
+        and all(isinstance(k, str) and isinstance(v, text) for k, v in (trace.metadata or {}).items())
+        and all(isinstance(getattr(trace, name), text) for name in ("trace_id", "provenance", "schema_version"))
+        and all(isinstance(x, text) for x in (trace.caused_by or ()))
+        and all(isinstance(x, text) for x in (trace.redactions or ()))
+        and isinstance(trace.privacy_mode, bool | type(None))
+    ):
+        raise _Refused
     if kind is SIGNALS and fields["raw"] is not None and not isinstance(fields["raw"], dict):
         raise _Refused
     record = {name: _oracle_value(value) for name, value in fields.items()}
