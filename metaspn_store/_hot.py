@@ -314,7 +314,8 @@ class HotTier:
         return n >= SAVE_MIN_IDS and n - self._saved_len >= max(SAVE_MIN_IDS, self._saved_len // 4)
 
     def _relative(self, paths: list[str]) -> list[str]:
-        return [os.path.relpath(p, self.layout.store_root) for p in paths]
+        # URIs (object storage) are kept as they are: relpath would make them depend on the cwd.
+        return [p if "://" in p else os.path.relpath(p, self.layout.store_root) for p in paths]
 
     def _load_saved_index(self, cold: list[str]) -> bool:
         """Adopt the saved index if it covers exactly these cold files and a prefix of each hot file."""
