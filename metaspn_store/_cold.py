@@ -119,9 +119,10 @@ def open_location(layout: Layout, cold: str | Path | None, storage_options: dict
 
 
 def _holds_data(layout: Layout) -> bool:
+    """True when the default location holds a Delta table. (Files of the previous layout do not
+    count: they are converted into whichever location the workspace has at its next compaction.)"""
     root = layout.cold_root
-    return any((root / kind / "_manifest.json").exists() or (root / kind / "_delta_log").exists()
-               for kind in ("signals", "emissions"))
+    return any((root / kind / "_delta_log").exists() for kind in ("signals", "emissions"))
 
 
 def table_schema(kind: Kind) -> pa.Schema:
@@ -337,6 +338,12 @@ class ColdTier:
         with self._lock:
             return self._legacy_active(self.table())
 
+    def legacy_imported(self) -> bool:
+        """True once a conversion of the previous layout committed to the table."""
+        with self._lock:
+            dt = self.table()
+            return dt is not None and dt.transaction_version(LEGACY_IMPORT) is not None
+
     def read_day(self, version: int, dt: Any, day: date) -> pa.Table:
         """The rows of ``day`` at ``version`` in append (``seq``) order, in the kind's schema."""
         schema = schema_for(self.kind)
@@ -372,13 +379,12 @@ class ColdTier:
                              "metaspn-store.host": self.location.host},
         )
         writer = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=ROW_GROUP_ROWS)
-        target = dt if dt is not None else self.uri
         with self._lock:
             if dt is not None:
                 write_deltalake(dt, data, mode="overwrite", partition_by=["day"], predicate=f"day = '{day.isoformat()}'",
                                 writer_properties=writer, commit_properties=props)
             else:
-                write_deltalake(target, data, mode="append", partition_by=["day"],
+                write_deltalake(self.uri, data, mode="append", partition_by=["day"],
                                 storage_options=self.location.storage_options or None,
                                 writer_properties=writer, commit_properties=props)
             if dt is None:
@@ -403,11 +409,28 @@ class ColdTier:
             "metaspn-store.operation": "convert-legacy", "metaspn-store.host": self.location.host})
         writer = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=ROW_GROUP_ROWS)
         with self._lock:
-            write_deltalake(dt if dt is not None else self.uri, data, mode="append", partition_by=["day"],
-                            storage_options=None if dt is not None else (self.location.storage_options or None),
+            # The days are replaced (other hosts may have committed rows of them: merged in ``rows``).
+            listed = ", ".join(f"'{day.isoformat()}'" for day in sorted(days)) or "'0001-01-01'"
+            write_deltalake(dt, data, mode="overwrite", partition_by=["day"], predicate=f"day IN ({listed})",
                             writer_properties=writer, commit_properties=props)
             self._dt = None
             return int(self.table().version())
+
+    def create(self) -> None:
+        """Create the empty table (schema, ``day`` partition) unless it exists. Every later commit
+        is then a replacement of days on a known version, so a race to create it is harmless."""
+        from deltalake import CommitProperties, DeltaTable
+        from deltalake.exceptions import DeltaError
+
+        with self._lock:
+            try:
+                DeltaTable.create(self.uri, schema=table_schema(self.kind), partition_by=["day"], mode="ignore",
+                                  storage_options=self.location.storage_options or None,
+                                  commit_properties=CommitProperties(custom_metadata={"metaspn-store.operation": "create"}))
+            except DeltaError:
+                if self._open() is None:  # lost the race to another creator: fine if it exists now
+                    raise
+            self._dt = None
 
     def day_bytes(self, version: int, day: date) -> int:
         """Bytes of the day's data files at ``version``."""

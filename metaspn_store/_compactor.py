@@ -158,7 +158,11 @@ def compact_day(
         seen = cold.version()
         idx = index()
         version, dt = cold.state()
-        if seen != ("delta", version):
+        if dt is None:
+            if not dry_run:
+                cold.create()
+                continue
+        elif not dry_run and seen != ("delta", version):
             continue  # a commit landed while the index caught up: take both again
         claimed = int(dt.transaction_version(cold.claim_id(day, identity)) or 0) if dt is not None else 0
         rows = hot_day.rows.filter(pc.greater_equal(hot_day.rows.column("seq"), claimed)) if claimed else hot_day.rows
@@ -214,6 +218,8 @@ def convert_legacy(cold: ColdTier) -> int | None:
     from deltalake.exceptions import CommitFailedError
 
     if not cold.legacy_pending():
+        if cold.legacy.root.exists() and cold.legacy_imported():
+            cold.legacy.remove()  # an earlier conversion died before removing the old files
         return None
     manifest = cold.legacy.manifest()
     kind = cold.kind
@@ -226,7 +232,10 @@ def convert_legacy(cold: ColdTier) -> int | None:
     new_version: int | None = None
     for _attempt in range(MAX_ATTEMPTS):
         version, dt = cold.state()
-        if dt is not None and dt.transaction_version(LEGACY_IMPORT) is not None:
+        if dt is None:
+            cold.create()
+            continue
+        if dt.transaction_version(LEGACY_IMPORT) is not None:
             new_version = version  # converted by an earlier run that died before removing the files
             break
         days: dict[date, pa.Table] = {}
