@@ -68,6 +68,8 @@ SIZES = {
     "tiny": Size("tiny", 2, 2_000, 500, 2_000),
     "small": Size("small", 7, 20_000, 2_000, 20_000),
     "large": Size("large", 30, 50_000, 5_000, 50_000),
+    # Never compacted / migrated from 0.1.8: 600 hot day files of 50 signals (issue 11 case 5).
+    "many-files": Size("many-files", 600, 50, 2_000, 2_000),
     # Scaling mode: the same 30 days at three densities (the largest is the "large" workspace).
     "scale-60k": Size("scale-60k", 30, 2_000),
     "scale-300k": Size("scale-300k", 30, 10_000),
@@ -821,7 +823,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark this metaspn-store against metaspn-store 0.1.8 on identical workspaces.",
         epilog="Example: python benchmarks/run.py --size small --out benchmarks/results/RESULTS.md",
     )
-    parser.add_argument("--size", choices=("tiny", "small", "large"), default="tiny")
+    parser.add_argument("--size", choices=("tiny", "small", "large", "many-files"), default="tiny")
     parser.add_argument(
         "--scaling", action="store_true", help="time the new package's reads at 3 sizes instead"
     )
@@ -876,7 +878,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in args.scaling_sizes:
         if SCALING_ALIASES.get(name, name) not in SIZES:
             parser.error(f"unknown scaling size {name!r}")
-    defaults = {"tiny": (3, 120.0, None), "small": (1, 300.0, None), "large": (1, 900.0, 600.0)}[args.size]
+    defaults = {"tiny": (3, 120.0, None), "small": (1, 300.0, None), "large": (1, 900.0, 600.0),
+                "many-files": (3, 300.0, None)}[args.size]
     args.ref_repeat = args.ref_repeat or defaults[0]
     args.ref_timeout = args.ref_timeout or defaults[1]
     args.ref_budget = args.ref_budget if args.ref_budget is not None else defaults[2]

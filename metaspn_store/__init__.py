@@ -11,7 +11,9 @@ from metaspn_store.errors import (
     InvalidNameError,
     InvalidRecordError,
     QueryError,
+    ReadOnlyStoreError,
     StoreError,
+    StoreIOError,
     StoreLockedError,
 )
 from metaspn_store.store import RESOLVED_ENTITY_PAYLOAD_TYPES, FileSystemStore, ReplayCheckpoint
@@ -27,7 +29,9 @@ __all__ = [
     "InvalidRecordError",
     "QueryError",
     "RESOLVED_ENTITY_PAYLOAD_TYPES",
+    "ReadOnlyStoreError",
     "ReplayCheckpoint",
     "StoreError",
+    "StoreIOError",
     "StoreLockedError",
 ]

@@ -69,8 +69,6 @@ KNOWN_KEYS = {
         ("emission_id", "timestamp", "emission_type", "payload", "caused_by", "schema_version", "trace", "entity_refs")
     ),
 }
-DEFAULT_SCHEMA_VERSION = SignalEnvelope.__dataclass_fields__["schema_version"].default
-REF_DEFAULT_SCHEMA_VERSION = EntityRef.__dataclass_fields__["schema_version"].default
 
 
 def schema_for(kind: Kind) -> pa.Schema:
@@ -269,16 +267,17 @@ def _plain_ref_dict(ref: Any) -> dict[str, Any] | None:
 
 # Field types a reader rebuilds exactly (``_rules``: from_dict would turn a number where a
 # string belongs into its str, so the envelope read back would not equal the one written).
+# None reads back as None, so it is allowed everywhere.
 _OPT_STR = (str, type(None))
-_REF_TYPES = {"ref_type": str, "value": str, "platform": _OPT_STR, "label": _OPT_STR, "schema_version": str}
+_REF_TYPES = {name: _OPT_STR for name in ("ref_type", "value", "platform", "label", "schema_version")}
 _TRACE_TYPES = {
-    "trace_id": str,
+    "trace_id": _OPT_STR,
     "caused_by": "strings",
     "provenance": _OPT_STR,
     "redactions": "strings",
     "metadata": "string map",
-    "privacy_mode": bool,
-    "schema_version": str,
+    "privacy_mode": (bool, type(None)),
+    "schema_version": _OPT_STR,
 }
 
 
@@ -286,10 +285,14 @@ def _check_fields(value: Any, types: dict[str, Any], record: str, path: str) -> 
     """Refuse an entity ref or trace whose fields would not read back as written."""
     for name, expected in types.items():
         item = getattr(value, name, None)
-        if expected == "strings":
-            ok = isinstance(item, (list, tuple)) and all(isinstance(x, str) for x in item)
+        if item is None:
+            ok = True
+        elif expected == "strings":
+            ok = isinstance(item, (list, tuple)) and all(isinstance(x, _OPT_STR) for x in item)
         elif expected == "string map":
-            ok = isinstance(item, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in item.items())
+            ok = isinstance(item, dict) and all(
+                isinstance(k, str) and isinstance(v, _OPT_STR) for k, v in item.items()
+            )
         else:
             ok = isinstance(item, expected)
         if not ok:

@@ -87,10 +87,13 @@ class ColdLocation:
         return f"{self.uri.rstrip('/')}/{kind.name}"
 
 
-def open_location(layout: Layout, cold: str | Path | None, storage_options: dict[str, str] | None) -> ColdLocation:
+def open_location(
+    layout: Layout, cold: str | Path | None, storage_options: dict[str, str] | None, *, remember: bool = True
+) -> ColdLocation:
     """The workspace's cold location: ``cold`` if given (remembered in ``store/cold.json``),
     else the remembered one, else ``store/cold``. Switching an existing workspace to another
-    location is refused while the current one holds data."""
+    location is refused while the current one holds data. ``remember=False`` (read-only
+    stores) writes nothing."""
     path = layout.store_root / CONFIG
     saved: dict[str, Any] = orjson.loads(path.read_bytes()) if path.exists() else {}
     default = str(layout.cold_root)
@@ -110,11 +113,21 @@ def open_location(layout: Layout, cold: str | Path | None, storage_options: dict
         options.update(storage_options)
     remembered = {k: v for k, v in options.items() if k.lower() in REMEMBERED_OPTIONS}
     record = {"uri": uri, "host": host, "storage_options": remembered}
-    if record != saved:
+    if record != saved and remember:
         layout.store_root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{CONFIG}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        os.replace(tmp, path)
+        if saved:
+            os.replace(tmp, path)
+        else:
+            # The first open names the host: of two processes opening a new workspace at once,
+            # exactly one creates the file and the other adopts its host id.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return open_location(layout, cold, storage_options, remember=remember)
+            finally:
+                tmp.unlink()
     return ColdLocation(uri=uri, storage_options=options, host=host)
 
 

@@ -11,11 +11,14 @@ looked, so the new-or-duplicate decision sees the whole store.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 import time
 import warnings
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, parse_chunk
 from metaspn_store._rules import TIER_HOT, code_for
+from metaspn_store.errors import StoreIOError
 
 # The id index is saved to ``store/.index/<kind>.arrow`` once it holds this many ids, and saved
 # again when a later open had to read this many bytes appended since. A saved index is used only
@@ -44,7 +48,9 @@ RELOAD_MAX_BYTES = 64 << 20
 # A reader that parsed at least this many bytes of one hot file saves the file's rows as Arrow
 # (``store/.cache/<kind>/<day>.arrow``); the next process maps them instead of parsing again.
 SAVE_PARSE_BYTES = 256 << 10
-_PARSE_FORMAT = 1
+# Every hot file is checked for appends by tools that do not take the lock at least this often.
+_SWEEP_NS = 1_000_000_000
+_PARSE_FORMAT = 2
 
 
 class BadLineWarning(UserWarning):
@@ -74,7 +80,9 @@ class HotTier:
         cache_bytes: int,
         connection: Callable[[], duckdb.DuckDBPyConnection],
         durability: str,
+        read_only: bool = False,
     ) -> None:
+        self.read_only = read_only  # never write anything, saved parses included
         self.layout = layout
         self.kind = kind
         self.dir = layout.kind_dir(kind)
@@ -97,22 +105,41 @@ class HotTier:
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
         self._dir_mtime: int = -1
         self._last_scan: int = 0
+        self._generation: int | None = None  # the lock file's append generation we last saw
+        self._last_sweep: int = 0  # when every hot file was last checked for appends
         self._known_files: dict[date, Path] = {}
 
     # ------------------------------------------------------------------ listing
 
     def days(self) -> dict[date, Path]:
-        """Every hot partition file on disk, by day."""
+        """Every hot partition file on disk, by day (regular files only; see :meth:`unusable`)."""
         out: dict[date, Path] = {}
+        for day, entry, problem in self._entries():
+            if problem is None:
+                out[day] = Path(entry.path)
+        return dict(sorted(out.items()))
+
+    def unusable(self) -> list[tuple[Path, str]]:
+        """Entries named like day files that are not readable regular files (a folder, a device,
+        a symlink loop or a dangling link): reads, writes and compaction skip them."""
+        return [(Path(entry.path), problem) for _, entry, problem in self._entries() if problem is not None]
+
+    def _entries(self) -> list[tuple[date, os.DirEntry[str], str | None]]:
         try:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:
-            return out
+            return []
+        out: list[tuple[date, os.DirEntry[str], str | None]] = []
         for entry in entries:
             day = day_of_hot_file(Path(entry.name))
-            if day is not None and entry.is_file():
-                out[day] = Path(entry.path)
-        return dict(sorted(out.items()))
+            if day is None:
+                continue
+            try:
+                problem = None if entry.is_file() else "not a regular file"
+            except OSError as exc:
+                problem = f"cannot be read: {exc.strerror or exc}"
+            out.append((day, entry, problem))
+        return out
 
     # ------------------------------------------------------------------ reads
 
@@ -127,10 +154,12 @@ class HotTier:
                 self._cache.pop(day, None)
                 return None
             seen = None if part is None else _Seen(part.inode, part.head, part.offset, part.mtime)
-            if part is None or not _same_file(seen, st, path):
+            grew = part is None or not _same_file(seen, st, path)
+            if grew:
                 part = _Partition(path=path, day=day, inode=st.st_ino)
                 self._load_saved_parse(part, st)
                 self._cache[day] = part
+            assert part is not None
             parsed = 0
             if st.st_size > part.offset:
                 before = part.offset
@@ -145,7 +174,8 @@ class HotTier:
                 tables = part.tables
             if parsed >= SAVE_PARSE_BYTES:
                 self._save_parse(part)
-            self._evict()
+            if grew or parsed:
+                self._evict()
             if not tables:
                 return schema_for(self.kind).empty_table()
             return tables[0]
@@ -204,6 +234,7 @@ class HotTier:
             or not 0 < offset <= st.st_size
             or not table.schema.equals(schema_for(self.kind))
             or first_line_digest(part.path) != meta.get("head")
+            or tail_digest(part.path, offset) != meta.get("tail")
         ):
             return
         part.offset = offset
@@ -216,12 +247,15 @@ class HotTier:
 
     def _save_parse(self, part: _Partition) -> None:
         """Save the rows parsed so far; a reader that may not write there just goes on."""
+        if self.read_only:
+            return
         table = part.tables[0] if part.tables else schema_for(self.kind).empty_table()
         meta = {
             "format": _PARSE_FORMAT,
             "inode": part.inode,
             "head": part.head,
             "offset": part.offset,
+            "tail": tail_digest(part.path, part.offset),
             "lines": part.lines,
             "bad": [[report.line, report.reason] for report in part.bad],
         }
@@ -342,9 +376,13 @@ class HotTier:
             if entry is None:
                 missing += st.st_size
                 continue
-            inode, head, offset = entry
+            if not isinstance(entry, list) or len(entry) != 4:
+                return False
+            inode, head, offset, tail = entry
             if st.st_ino != inode or st.st_size < offset or (offset and first_line_digest(file) != head):
                 return False
+            if tail_digest(file, offset) != tail:
+                return False  # the covered bytes changed (same inode, same first line)
             indexed[day] = _Seen(inode, head, offset, st.st_mtime_ns)
             missing += st.st_size - offset
         if len(indexed) != len(covered) or missing > RELOAD_MAX_BYTES:
@@ -362,7 +400,10 @@ class HotTier:
         covers = {
             "kind": self.kind.name,
             "cold": self._index_cold,
-            "hot": {day.isoformat(): [s.inode, s.head, s.offset] for day, s in sorted(self._indexed.items())},
+            "hot": {
+                day.isoformat(): [s.inode, s.head, s.offset, tail_digest(self.layout.hot_file(self.kind, day), s.offset)]
+                for day, s in sorted(self._indexed.items())
+            },
         }
         try:
             saved_index.save(self.layout.saved_index(self.kind), self._index, covers)
@@ -384,6 +425,8 @@ class HotTier:
         if cold is not None and cold.num_rows:
             parts.append(cold)
         con = self._connection()
+        ids: list[pa.ChunkedArray] = []
+        codes: list[pa.Array] = []
         for day in files:
             table = self.table(day)
             with self._lock:
@@ -392,7 +435,12 @@ class HotTier:
                     continue
                 stats[day] = _Seen(part.inode, part.head, part.offset, part.mtime)
             if table.num_rows:
-                parts.append(_digests(con, table.column(self.kind.id_field), code_for(day, TIER_HOT)))
+                ids.append(table.column(self.kind.id_field))
+                n = table.num_rows
+                codes.append(pa.Array.from_buffers(pa.uint32(), n, [None, pa.py_buffer(array("I", [code_for(day, TIER_HOT)]) * n)]))
+        if ids:
+            parts.append(_digests(con, pa.chunked_array([c for col in ids for c in col.chunks], pa.string()),
+                                  pa.chunked_array(codes, pa.uint32())))
         index = IdIndex()
         if parts:
             combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
@@ -412,48 +460,81 @@ class HotTier:
 
     def _refresh_index(self) -> int:
         """Index complete lines appended by anyone since we last looked (call under write_lock);
-        return the number of bytes read."""
+        return the number of bytes read.
+
+        Writers of this package count their appends in the lock file (a generation and the last
+        day written): when exactly one append happened since our last look, only that day's file
+        is checked; when none did, no file is. Every file is checked when more happened, when
+        the folder changed, and at least once a second, so lines appended by tools that do not
+        take the lock are indexed within a second.
+        """
         assert self._index is not None
+        now = time.time_ns()
+        listing_changed = self._rescan_listing(now)
+        generation, last_day = self.write_lock.state()
+        if (
+            listing_changed
+            or self._generation is None
+            or generation not in (self._generation, self._generation + 1)
+            or now - self._last_sweep > _SWEEP_NS
+        ):
+            days = list(self._known_files)
+            self._last_sweep = now
+            self._stats = {}
+        elif generation == self._generation + 1:
+            changed = date.fromordinal(last_day) if last_day > 0 else None
+            days = [changed] if changed in self._known_files else []
+        else:
+            days = []
+        self._generation = generation
         read = 0
+        for day in days:
+            read += self._index_file(day, self._known_files[day])
+        return read
+
+    def _rescan_listing(self, now: int) -> bool:
+        """Refresh the list of hot files when the folder changed; True if it was rescanned."""
         mtime = _mtime(self.dir)
         # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
         # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
-        now = time.time_ns()
         if mtime != self._dir_mtime or (now - mtime < 2_000_000_000 and now - self._last_scan > 20_000_000):
             self._known_files = self.days()
             self._dir_mtime = mtime
             self._last_scan = now
             for gone in [day for day in self._indexed if day not in self._known_files]:
                 del self._indexed[gone]  # compacted or deleted: nothing left to follow
-        seen: dict[date, tuple[int, int]] = {}
-        for day, path in self._known_files.items():
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                self._indexed.pop(day, None)
-                continue
-            seen[day] = (st.st_ino, st.st_size)
-            state = self._indexed.get(day)
-            if state is None or not _same_file(state, st, path):
-                state = _Seen(st.st_ino, "", 0, st.st_mtime_ns)
-                self._indexed[day] = state
-            state.mtime = st.st_mtime_ns
-            if st.st_size <= state.offset:
-                continue
-            with open(path, "rb") as handle:
-                handle.seek(state.offset)
-                data = handle.read(st.st_size - state.offset)
-            read += len(data)
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                if state.offset == 0:
-                    state.head = head_digest(data)
-                code = code_for(day, TIER_HOT)
-                for record_id in self._valid_ids(data[:cut], str(path)):
-                    self._index.add(digest(record_id), code)
-            state.offset += cut
-        self._stats = seen
-        return read
+            return True
+        return False
+
+    def _index_file(self, day: date, path: Path) -> int:
+        """Index the complete lines of one hot file past what is indexed; bytes read."""
+        assert self._index is not None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._indexed.pop(day, None)
+            self._stats.pop(day, None)
+            return 0
+        self._stats[day] = (st.st_ino, st.st_size)
+        state = self._indexed.get(day)
+        if state is None or not _same_file(state, st, path):
+            state = _Seen(st.st_ino, "", 0, st.st_mtime_ns)
+            self._indexed[day] = state
+        state.mtime = st.st_mtime_ns
+        if st.st_size <= state.offset:
+            return 0
+        with open(path, "rb") as handle:
+            handle.seek(state.offset)
+            data = handle.read(st.st_size - state.offset)
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            if state.offset == 0:
+                state.head = head_digest(data)
+            code = code_for(day, TIER_HOT)
+            for record_id in self._valid_ids(data[:cut], str(path)):
+                self._index.add(digest(record_id), code)
+        state.offset += cut
+        return len(data)
 
     def _valid_ids(self, data: bytes, path: str) -> list[str]:
         """Ids of the valid records among complete lines someone else appended (``_rules``)."""
@@ -464,23 +545,34 @@ class HotTier:
 
     # ------------------------------------------------------------------ appends (call under write_lock)
 
-    def _append_fd(self, day: date, path: Path) -> tuple[int, int, int]:
-        """(fd, inode, size) of the day file, reusing an open descriptor while the file is the same."""
+    def _append_fd(self, day: date, path: Path) -> tuple[int, int, int, bool]:
+        """(fd, inode, size, created) of the day file, reusing an open descriptor while the file
+        is the same; ``created`` is true when this call created the file."""
         known = self._stats.get(day)
         cached = self._fds.get(day)
         if cached is not None and known is not None and cached[1] == known[0]:
-            return cached[0], known[0], known[1]
+            # The real length (a tool without our lock may have appended since we looked).
+            return cached[0], known[0], os.fstat(cached[0]).st_size, False
         if cached is not None:
             os.close(cached[0])
             del self._fds[day]
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        created = True
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            created = False
+            fd = os.open(path, flags)
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         if len(self._fds) >= 32:
             old_day, (old_fd, _) = next(iter(self._fds.items()))
             os.close(old_fd)
             del self._fds[old_day]
         self._fds[day] = (fd, st.st_ino)
-        return fd, st.st_ino, st.st_size
+        return fd, st.st_ino, st.st_size, created
 
     def close(self) -> None:
         """Close cached append descriptors (also done when the tier is garbage collected)."""
@@ -492,15 +584,44 @@ class HotTier:
         self._fds.clear()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_fds"):  # __init__ may have failed before it existed
+            self.close()
 
-    def append(self, day: date, lines: list[bytes], keys: list[tuple[int, int]]) -> Path:
-        """Append complete lines to the day's file in one write; index them (call under write_lock).
+    def append_all(self, batches: dict[date, tuple[bytes, list[tuple[int, int]]]]) -> dict[date, Path]:
+        """Append each day's complete lines to its file, all days or none (call under write_lock).
 
-        ``keys`` are the digests of the ids in ``lines``, each checked absent from the index."""
+        ``batches`` maps a day to its lines (one bytes object) and the digests of their ids, each
+        checked absent from the index. If the OS refuses any write or fsync (disk full, quota,
+        file too large, permission), every file this call touched is cut back to its previous
+        length (a file it created is removed), the index is left as it was, and
+        :class:`StoreIOError` names the file and the cause.
+        """
+        done: list[_Appended] = []
+        try:
+            for day, (payload, _keys) in batches.items():
+                done.append(self._write_day(day, payload))
+        except OSError as exc:
+            self._undo(done, exc)
+            path = getattr(exc, "filename", None) or self.layout.hot_file(self.kind, day)
+            raise StoreIOError(
+                exc.errno or errno.EIO,
+                f"could not append to {path}: {_cause(exc)}; nothing of this write was stored",
+            ) from exc
+        for appended in done:
+            self._indexed_append(appended, batches[appended.day][1])
+        if done:
+            generation, _ = self.write_lock.state()
+            # One append: others check only that day; several: they check every file.
+            generation += len(done)
+            self.write_lock.set_state(generation, done[-1].day.toordinal())
+            if self._generation is not None and generation == self._generation + len(done):
+                self._generation = generation  # nobody else appended since our last look
+        return {appended.day: appended.path for appended in done}
+
+    def _write_day(self, day: date, payload: bytes) -> _Appended:
         path = self.layout.hot_file(self.kind, day)
-        payload = b"".join(lines)
-        fd, inode, size = self._append_fd(day, path)
+        fd, inode, size, created = self._append_fd(day, path)
+        appended = _Appended(day, path, inode, size, created, b"", -1, 0)
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         prefix = b""
@@ -512,34 +633,91 @@ class HotTier:
                 if handle.read(1) != b"\n":
                     prefix = b"\n"
         buf = prefix + payload if prefix else payload
-        view = memoryview(buf)
-        written = 0
-        while written < len(buf):
-            written += os.write(fd, view[written:])
-        if self._durability == "fsync":
-            os.fsync(fd)
-        new_size = size + len(buf)
-        self._stats[day] = (inode, new_size)
-        if self._index is not None:
-            code = code_for(day, TIER_HOT)
-            add_new = self._index.add_new  # the writer checked every key against the index
-            for key in keys:
-                add_new(key, code)
-            if in_step and indexed is not None:
-                st = os.fstat(fd)
-                if st.st_size == new_size:
-                    indexed.offset = new_size
-                    indexed.mtime = st.st_mtime_ns
-                # else a tool without our lock appended in between: the next refresh reads from
-                # the old offset (its lines and ours), so no foreign id is skipped.
-            elif size == 0:
-                self._indexed[day] = _Seen(inode, head_digest(buf), new_size, os.fstat(fd).st_mtime_ns)
-            if day not in self._known_files:
-                self._known_files[day] = path
-                self._known_files = dict(sorted(self._known_files.items()))
-                self._dir_mtime = _mtime(self.dir)
-        return path
+        appended.buf = buf
+        try:
+            view = memoryview(buf)
+            written = 0
+            while written < len(buf):
+                written += os.write(fd, view[written:])
+            if self._durability == "fsync":
+                os.fsync(fd)
+            st = os.fstat(fd)  # now: a later day of the batch may close this descriptor
+        except OSError as exc:
+            self._undo([appended], exc)
+            raise
+        appended.size_after, appended.mtime_after = st.st_size, st.st_mtime_ns
+        self._stats[day] = (inode, size + len(buf))
+        return appended
 
+    def _undo(self, done: list[_Appended], exc: OSError) -> None:
+        """Cut every file back to its length before this write; remove files it created."""
+        for appended in done:
+            self._stats.pop(appended.day, None)
+            cached = self._fds.pop(appended.day, None)
+            try:
+                if appended.created:
+                    os.unlink(appended.path)
+                else:
+                    os.truncate(appended.path, appended.size)
+            except OSError:
+                pass  # the next append starts on a fresh line; the index never saw these lines
+            if cached is not None:
+                try:
+                    os.close(cached[0])
+                except OSError:
+                    pass
+
+    def _indexed_append(self, appended: _Appended, keys: list[tuple[int, int]]) -> None:
+        """Record lines this process appended in the index (they are valid by construction)."""
+        day, inode, size, buf = appended.day, appended.inode, appended.size, appended.buf
+        if self._index is None:
+            return
+        new_size = size + len(buf)
+        indexed = self._indexed.get(day)
+        in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
+        code = code_for(day, TIER_HOT)
+        add_new = self._index.add_new  # the writer checked every key against the index
+        for key in keys:
+            add_new(key, code)
+        if in_step and indexed is not None:
+            if appended.size_after == new_size:
+                indexed.offset = new_size
+                indexed.mtime = appended.mtime_after
+            # else a tool without our lock appended in between: the next refresh reads from
+            # the old offset (its lines and ours), so no foreign id is skipped.
+        elif size == 0:
+            self._indexed[day] = _Seen(inode, head_digest(buf), new_size, appended.mtime_after)
+        if day not in self._known_files:
+            self._known_files[day] = appended.path
+            self._known_files = dict(sorted(self._known_files.items()))
+            self._dir_mtime = _mtime(self.dir)
+
+
+@dataclass
+class _Appended:
+    """One day's append of a write call: what to undo if a later one fails."""
+
+    day: date
+    path: Path
+    inode: int
+    size: int  # the file's length before
+    created: bool  # this call created the file
+    buf: bytes
+    size_after: int  # fstat right after the write
+    mtime_after: int
+
+
+def _cause(exc: OSError) -> str:
+    names = {
+        errno.ENOSPC: "the disk is full (ENOSPC)",
+        errno.EDQUOT: "the disk quota is exhausted (EDQUOT)",
+        errno.EFBIG: "the file would exceed the size limit (EFBIG)",
+        errno.EACCES: "permission denied (EACCES)",
+        errno.EPERM: "operation not permitted (EPERM)",
+        errno.EROFS: "the filesystem is read-only (EROFS)",
+        errno.EINVAL: "not a regular file",
+    }
+    return names.get(exc.errno or 0, exc.strerror or str(exc))
 
 @dataclass
 class _Seen:
@@ -562,16 +740,34 @@ def head_digest(data: bytes) -> str:
     return hashlib.md5(data[: data.find(b"\n") + 1], usedforsecurity=False).hexdigest()
 
 
-def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, code: int) -> pa.Table:
-    """(hi, lo, code) of each id: the 128-bit digests the index keeps (``_index.digest``)."""
-    con.register("ids_to_digest", pa.table({"id": ids}))
+def _digests(con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, codes: pa.ChunkedArray) -> pa.Table:
+    """(hi, lo, code) of each id: the 128-bit digests the index keeps (``_index.digest``); one
+    query for every hot file."""
+    con.register("ids_to_digest", pa.table({"id": ids, "code": codes}))
     try:
         return con.sql(
-            "SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, $code::UINTEGER AS code FROM ids_to_digest",
-            params={"code": code},
+            "SELECT md5_number_upper(id) AS hi, md5_number_lower(id) AS lo, code FROM ids_to_digest"
         ).to_arrow_table()
     finally:
         con.unregister("ids_to_digest")
+
+
+_TAIL_BYTES = 4096
+
+
+def tail_digest(path: Path, offset: int) -> str:
+    """Digest of the last 4 KiB before ``offset``: with the inode and the first line, what a saved
+    file checks to tell that the bytes it covers are still the same ("" if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            start = max(0, offset - _TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read(offset - start)
+    except OSError:
+        return ""
+    if len(data) != offset - start:
+        return ""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def first_line_digest(path: Path) -> str:

@@ -155,7 +155,7 @@ class IdIndex:
         self._recent = {}
 
 
-_SAVED_FORMAT = 1
+_SAVED_FORMAT = 2
 
 
 def save(path: Path, index: IdIndex, covers: dict[str, Any]) -> None:

@@ -18,13 +18,16 @@ file. A reader never sees an empty or partial target. An exception removes the t
 
 Saved derived files are caches that a process can always rebuild from the store's own files (the
 saved id index, saved parses of hot files). Each carries a JSON description of what it was derived
-from; callers compare that with the files on disk before trusting the table.
+from, which callers compare with the files on disk before trusting the table, and a CRC-32 of its
+own data buffers, which :func:`read` checks: a damaged file reads as missing (rebuild), never as
+different data. (CRC-32 catches accidental damage, not a deliberate forgery with a matching CRC.)
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -97,8 +100,16 @@ def replace_atomically(path: Path, write: Callable[[BinaryIO], object], *, mode:
 
 
 def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:
-    """Write ``table`` with ``meta`` atomically (see :func:`replace_atomically`)."""
-    table = table.replace_schema_metadata({_META_KEY: orjson.dumps(meta)})
+    """Write ``table`` with ``meta`` and the CRC of its data atomically (see
+    :func:`replace_atomically`)."""
+    # Round trip through an in-memory IPC stream: the buffers then have exactly the layout a
+    # reader of the file maps, so the CRC computed here is the one read() recomputes.
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    table = pa.ipc.open_stream(sink.getvalue()).read_all()
+    described = {**meta, _CRC: _crc(table)}
+    table = table.replace_schema_metadata({_META_KEY: orjson.dumps(described)})
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(handle: BinaryIO) -> None:
@@ -109,15 +120,29 @@ def write_atomic(path: Path, table: pa.Table, meta: dict[str, Any]) -> None:
     replace_atomically(path, write, mode=0o644)
 
 
+_CRC = "crc32"
+
+
+def _crc(table: pa.Table) -> list[int]:
+    """Row count and CRC-32 of every data buffer (children included) of every column."""
+    crc = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    crc = zlib.crc32(memoryview(buffer), crc)
+    return [table.num_rows, crc]
+
+
 def read(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
     """The table (backed by a memory map, not copied) and its description; None when the file is
-    missing or unreadable."""
+    missing, unreadable, or its data do not match the CRC it was written with."""
     try:
         with pa.memory_map(str(path)) as source:
             table = pa.ipc.open_file(source).read_all()
         meta = orjson.loads((table.schema.metadata or {})[_META_KEY])
     except (OSError, KeyError, ValueError, pa.ArrowException, orjson.JSONDecodeError):
         return None
-    if not isinstance(meta, dict):
+    if not isinstance(meta, dict) or meta.pop(_CRC, None) != _crc(table):
         return None
     return table.replace_schema_metadata(None), meta

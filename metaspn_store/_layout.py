@@ -87,7 +87,7 @@ class Layout:
         return self.parse_cache_dir / kind.name / f"{day.isoformat()}.arrow"
 
     def lock_file(self, name: str) -> Path:
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        """Where the lock ``name`` lives (its folder is created when the lock is first taken)."""
         return self.locks_dir / f"{name}.lock"
 
 

@@ -145,11 +145,11 @@ def _bulk_sql(kind: Kind) -> str:
             SELECT i, line, j, json_keys(j) AS top_keys, json_extract(j, [{paths}]) AS v,
                 json_type(j, [{paths}]) AS types,
                 v[{at['timestamp']}]->>'$' AS ts_text, v[{at['entity_refs']}] AS refs_j
-            FROM parsed WHERE json_type(j) = 'OBJECT'
+            FROM (SELECT i, line, CASE WHEN json_type(j) = 'OBJECT' THEN j END AS j FROM parsed)
         )
         SELECT
-            numbered.i,
-            CASE WHEN numbered.i = $n - 1 THEN numbered.line END AS tail,
+            fields.i,
+            CASE WHEN fields.i = $n - 1 THEN fields.line END AS tail,
             v[{at[idc]}]->>'$' AS {idc},
             TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp,
             v[{at[first]}]->>'$' AS {first},
@@ -160,12 +160,13 @@ def _bulk_sql(kind: Kind) -> str:
             CASE WHEN types[{at['trace']}] = 'OBJECT' THEN v[{at['trace']}]::VARCHAR END AS trace,
             {raw_col} AS raw,
             (
-                fields.i IS NOT NULL
+                j IS NOT NULL
                 AND len(top_keys) = {len(keys)} AND list_has_all(top_keys, {known})
                 AND {type_checks}
                 AND length(v[{at[idc]}]->>'$') > 0
                 AND NOT regexp_matches(fields.line, $suspicious)
                 AND length(fields.line) - length(replace(replace(fields.line, '{{', ''), '[', '')) < $max_open
+                AND strlen(fields.line) <= $max_line
                 AND regexp_full_match(ts_text, $ts_pattern)
                 AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
                 AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
@@ -174,9 +175,8 @@ def _bulk_sql(kind: Kind) -> str:
                 AND CASE WHEN json_array_length(refs_j) > 0 THEN {_REFS_OK} ELSE true END
                 AND CASE WHEN types[{at['trace']}] = 'OBJECT' THEN {_trace_ok(f"v[{at['trace']}]")} ELSE true END
             ) IS TRUE AS ok
-        FROM numbered LEFT JOIN fields ON numbered.i = fields.i
-        WHERE numbered.i < $n
-        ORDER BY numbered.i
+        FROM fields
+        ORDER BY fields.i
     """
 
 
@@ -287,6 +287,7 @@ def _bulk_or_none(
         "suspicious": _rules.SUSPICIOUS_BYTES,
         "max_open": _rules.MAX_VOUCHED_OPENINGS,
         "ts_pattern": _rules.TS_VOUCHED,
+        "max_line": _rules.MAX_LINE_BYTES,
     }
     last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
     if whole_file is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,9 +28,6 @@ from metaspn_store._codec import EnvelopeBuilder, ensure_utc, schema_for
 from metaspn_store._layout import Kind
 from metaspn_store._rules import POSITION_SQL, TIER_COLD, TIER_HOT, window_days
 from metaspn_store.errors import QueryError
-
-_NUMERIC_JSON = ("BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN")
-
 
 _ENTITY_KEY = (
     "CASE WHEN len(entity_refs) > 0 THEN coalesce(entity_refs[1].ref_type, 'None') || ':' || "
@@ -131,7 +129,9 @@ class QueryEngine:
         shared_ids: Callable[[date, date], list[str]] = lambda first, last: [],
         cold_dataset: Callable[[list[str]], Any] | None = None,
         local_files: Callable[[], bool] = lambda: True,
+        day_bytes: Callable[[date], int] = lambda day: STEP_BYTES,
     ) -> None:
+        self._day_bytes = day_bytes
         self.kind = kind
         self._cold_dataset = cold_dataset
         self._local_files = local_files
@@ -193,6 +193,17 @@ class QueryEngine:
         columns: list[str] | None = None,
     ) -> pa.Table | None:
         """Run ``build(snapshot)``'s SQL on a consistent snapshot, retrying on compaction."""
+        with out_of_memory_as_query_error(self.kind.name):
+            return self._run_once_consistent(build, first, last, extra_tables, columns)
+
+    def _run_once_consistent(
+        self,
+        build: Callable[[_Snapshot], tuple[str, dict[str, Any]]],
+        first: date,
+        last: date,
+        extra_tables: dict[str, pa.Table] | None,
+        columns: list[str] | None,
+    ) -> pa.Table | None:
         con = self._connection()
         last_error: Exception | None = None
         for _attempt in range(20):
@@ -216,6 +227,8 @@ class QueryEngine:
             except (duckdb.IOException, duckdb.InvalidInputException, OSError) as exc:
                 last_error = exc  # a compaction (and a vacuum) replaced files we listed: read again
                 continue
+            except duckdb.OutOfMemoryException:
+                raise
             except duckdb.Error as exc:
                 raise QueryError(f"query over {self.kind.name} failed: {exc}") from exc
             if self._version() != snap.version:
@@ -420,18 +433,32 @@ class QueryEngine:
         con = self._connection()
         idc = self.kind.id_field
         hashes: list[pa.Array] = []
+        pending: list[pa.Table] = []
+        pending_rows = 0
+
+        def hash_pending() -> None:
+            # Many days per query (a thousand small files cost a few queries), at most about a
+            # million ids at once (bounded memory for long windows).
+            con.register("day_ids", pa.concat_tables(pending))
+            try:
+                hashes.extend(con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0).chunks)
+            finally:
+                con.unregister("day_ids")
+            pending.clear()
+
         for day in self._hot_days():
             if not first <= day <= last:
                 continue
             table = self._hot_table(day)
             if table is None or not table.num_rows:
                 continue
-            con.register("day_ids", table.select([idc]))
-            try:
-                column = con.sql(f"SELECT hash({idc}) AS h FROM day_ids").to_arrow_table().column(0)
-            finally:
-                con.unregister("day_ids")
-            hashes.extend(column.chunks)
+            pending.append(table.select([idc]))
+            pending_rows += table.num_rows
+            if pending_rows >= 1_000_000:
+                hash_pending()
+                pending_rows = 0
+        if pending:
+            hash_pending()
         if self._version() != before:
             return False
         if len(hashes) < 1:
@@ -445,14 +472,21 @@ class QueryEngine:
         return EnvelopeBuilder(self.kind).build(table)
 
     def stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
-        """Envelopes in (timestamp, day, tier, seq) order, one timestamp day at a time (bounded
-        memory).
+        """See :meth:`_stream`; running out of memory becomes a :class:`QueryError` with a hint."""
+        with out_of_memory_as_query_error(self.kind.name):
+            yield from self._stream(start, end, flt, batch_rows=batch_rows)
 
-        Each step reads one day file's records whose timestamp falls on that day, plus the few
-        records of the window whose timestamp lies on another day than their file's (``_rules``
-        rule 3), found by one query up front. Each step's rows are fetched whole before anything
-        is yielded, so no DuckDB result stays open while the caller runs. Duplicates across days
-        are resolved by (id, first day), which a concurrent compaction does not change.
+    def _stream(self, start: datetime, end: datetime, flt: Filter, *, batch_rows: int = 10_000) -> Iterator[Any]:
+        """Envelopes in (timestamp, day, tier, seq) order, a few days at a time (bounded memory).
+
+        Each step reads a run of consecutive day files (as many as fit :data:`STEP_BYTES` of
+        data, so a thousand small files cost a few queries, not a thousand) and keeps their
+        records whose timestamp falls on their own file's day; the few records of the window
+        whose timestamp lies on another day (``_rules`` rule 3) are found by one query up front
+        and merged into the step of their timestamp's day. Each step's rows are fetched whole
+        before anything is yielded, so no DuckDB result stays open while the caller runs.
+        Duplicates across days are resolved by (id, first day), which a concurrent compaction
+        does not change.
         """
         start_utc, end_utc = self._window(start, end)
         first, last = window_days(start_utc, end_utc)
@@ -466,17 +500,22 @@ class QueryEngine:
                             exclude=dups, with_refs_key=True)
         stray_days = pc.cast(stray.column("timestamp"), pa.date32()) if stray.num_rows else None
         steps = set(days) | (set(stray_days.to_pylist()) if stray_days is not None else set())
-        for day in sorted(steps):
+        placed = flt.with_clause("CAST(timestamp AS DATE) = day")
+        for run_first, run_last in _runs(sorted(steps), self._day_bytes):
             table = self.select(
-                max(start_utc, _day_start(day)),
-                min(end_utc, _day_start(day) + _ONE_DAY - _ONE_US),
-                flt,
+                max(start_utc, _day_start(run_first)),
+                min(end_utc, _day_start(run_last) + _ONE_DAY - _ONE_US),
+                placed,
                 order=order,
                 exclude=dups,
                 with_refs_key=True,
             )
             if stray_days is not None:
-                here = stray.filter(pc.equal(stray_days, pa.scalar(day, pa.date32())))
+                in_run = pc.and_(
+                    pc.greater_equal(stray_days, pa.scalar(run_first, pa.date32())),
+                    pc.less_equal(stray_days, pa.scalar(run_last, pa.date32())),
+                )
+                here = stray.filter(in_run)
                 if here.num_rows and not table.num_rows:
                     table = here
                 elif here.num_rows:
@@ -485,6 +524,44 @@ class QueryEngine:
                     )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
+
+
+@contextmanager
+def out_of_memory_as_query_error(what: str) -> Iterator[None]:
+    """Running out of memory (DuckDB's memory_limit, or the process's) becomes a QueryError that
+    names the settings to change."""
+    try:
+        yield
+    except (MemoryError, duckdb.OutOfMemoryException) as exc:
+        raise QueryError(
+            f"reading {what} ran out of memory ({type(exc).__name__}: {str(exc)[:200]}). Lower "
+            "FileSystemStore(cache_bytes=...) or threads=, raise memory_limit= (DuckDB's share), or raise the "
+            "process's limits: DuckDB and pyarrow reserve about 2 GB of address space (ulimit -v) even when "
+            "they use far less memory; README 'Memory' gives what each read needs"
+        ) from exc
+
+
+# A replay step reads consecutive days until their files hold about this much data (JSONL
+# bytes, or Parquet bytes times 10): about 60,000 records of the sample workspace.
+STEP_BYTES = 32 << 20
+
+
+def _runs(days: list[date], size: Callable[[date], int]) -> Iterator[tuple[date, date]]:
+    """Consecutive runs of ``days`` (sorted) whose summed ``size`` stays under STEP_BYTES (a
+    day bigger than that is a run of its own)."""
+    if not days:
+        return
+    run_first = run_last = days[0]
+    total = size(days[0])
+    for day in days[1:]:
+        weight = size(day)
+        if total + weight > STEP_BYTES:
+            yield run_first, run_last
+            run_first, total = day, 0
+        run_last = day
+        total += weight
+    yield run_first, run_last
+
 
 @dataclass
 class _Snapshot:

@@ -29,6 +29,8 @@ compactor, saved parses) either gives exactly its result or hands the line to it
   ``Z`` into ``+00:00``; naive means UTC). A timestamp that does not parse (``2026-02-30``,
   ``24:00``, ``+99:99``) or cannot be expressed in UTC makes the line bad; it never becomes NULL.
 * **Unknown top-level keys** are kept (the Parquet ``extra`` column), never a reason to refuse.
+* **Size**: a line longer than :data:`MAX_LINE_BYTES` (64 MiB) is bad; the writer refuses a
+  record whose line would be longer, before anything is written.
 
 The bulk path (DuckDB, files from :data:`BULK_THRESHOLD` bytes) vouches for a line only when
 every one of :data:`BULK_SCREEN` holds; each condition implies that the line-by-line reader
@@ -38,7 +40,7 @@ the same generated lines through both paths (tests/test_parse_paths.py).
 2. Which record holds an id
 ---------------------------
 Only a valid record claims an id. Among valid records with the same id, the record of that id
-is the one first in **(day, tier, seq)** order (:func:`position` / :data:`POSITION_SQL`): the
+is the one first in **(day, tier, seq)** order (:data:`POSITION_SQL`, :func:`code_for`): the
 earliest day file it was appended to, then the cold tier before the hot tier of that day (the
 cold tier holds what was appended to that day before its last compaction), then append order
 within the file. That is the first record a reader of 0.1.8's files would meet. Every other
@@ -58,10 +60,14 @@ therefore returned by a read whose window covers both its timestamp and its file
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from datetime import date, datetime
 from typing import Any
 
 import orjson
+from metaspn_schemas.utils.time import str_to_datetime
 
 from metaspn_store._codec import KNOWN_KEYS, dumps_json, envelope_class, row_from_envelope
 from metaspn_store._layout import Kind
@@ -72,6 +78,9 @@ from metaspn_store._layout import Kind
 BULK_THRESHOLD = 256 * 1024
 
 _BLANK = b" \t\r\x0b\x0c"
+# The longest line that is a record: far above any real envelope, low enough that one record
+# never threatens a reader's memory (DuckDB's own JSON reader stops at 16 MiB; we read past it).
+MAX_LINE_BYTES = 64 << 20
 
 
 class BadLine(Exception):
@@ -85,6 +94,8 @@ def is_blank(line: bytes) -> bool:
 
 def row_from_line(kind: Kind, line: bytes, seq: int) -> dict[str, Any]:
     """The row of one non-blank line, or :class:`BadLine` with the reason (the definition)."""
+    if len(line) > MAX_LINE_BYTES:
+        raise BadLine(f"line of {len(line)} bytes is longer than the {MAX_LINE_BYTES} bytes a record may take")
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -98,7 +109,7 @@ def row_from_record(kind: Kind, record: Any, seq: int) -> dict[str, Any]:
         raise BadLine(f"line is JSON {type(record).__name__}, not an object")
     cls: Any = envelope_class(kind)
     try:
-        envelope = cls.from_dict(record)
+        envelope = from_dict(cls, record)
         record_id = getattr(envelope, kind.id_field)
         if not isinstance(record_id, str) or not record_id:
             raise BadLine(f"{kind.id_field} is missing or not a string")
@@ -112,6 +123,80 @@ def row_from_record(kind: Kind, record: Any, seq: int) -> dict[str, Any]:
     extra_keys = {k: v for k, v in record.items() if k not in KNOWN_KEYS[kind.name]}
     row["extra"] = dumps_json(extra_keys) if extra_keys else None
     return row
+
+
+# metaspn-schemas' ``from_dict`` (what 0.1.8 reads lines with), with each class's type hints and
+# fields looked up once instead of on every call: ``typing.get_type_hints`` re-evaluates string
+# annotations each time and cost about 300 us of a 330 us line. tests/test_parse_paths.py checks
+# it against the real ``from_dict`` on hostile input.
+_HINTS: dict[type, tuple[tuple[dataclasses.Field[Any], Any], ...]] = {}
+
+
+def from_dict(cls: Any, data: Any) -> Any:
+    """``cls.from_dict(data)`` of metaspn-schemas' ``Serializable``, with cached type hints."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError("dataclass_from_dict expects a dataclass type")
+    plan = _HINTS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = _HINTS[cls] = tuple((f, hints.get(f.name, Any)) for f in dataclasses.fields(cls))
+    kwargs: dict[str, Any] = {}
+    for f, hint in plan:
+        if f.name in data:
+            kwargs[f.name] = _coerce(hint, data[f.name])
+        elif f.default is not dataclasses.MISSING:
+            kwargs[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            kwargs[f.name] = f.default_factory()
+        else:
+            raise ValueError(f"Missing required field: {f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """metaspn-schemas' ``_coerce_value``, step for step."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            return str_to_datetime(value)
+        raise TypeError(f"Cannot parse datetime from {type(value)!r}")
+    if origin in (typing.Union, types.UnionType):
+        last_error: Exception | None = None
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value)
+            except Exception as err:  # noqa: BLE001 - as metaspn-schemas: try the next option
+                last_error = err
+        if last_error is not None:
+            raise last_error
+        return value
+    if origin is tuple:
+        item_type = args[0] if args else Any
+        return tuple(_coerce(item_type, item) for item in value)
+    if origin is list:
+        item_type = args[0] if args else Any
+        return [_coerce(item_type, item) for item in value]
+    if origin is dict:
+        key_type = args[0] if len(args) > 0 else Any
+        value_type = args[1] if len(args) > 1 else Any
+        return {_coerce(key_type, k): _coerce(value_type, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):  # type: ignore[arg-type]
+            return value
+        if isinstance(value, dict):
+            return from_dict(hint, value)
+    if hint in (str, int, float, bool):
+        return hint(value)
+    return value
 
 
 # Timestamps the bulk path may convert itself: DuckDB's TIMESTAMPTZ cast and Python's
@@ -141,6 +226,7 @@ BULK_SCREEN = (
     "exactly the envelope's keys, each with the JSON type the writer gives it (strings, arrays of "
     "ref objects with string fields, a trace of exactly TraceContext's shape, raw an object or null)",
     "the timestamp matches TS_VOUCHED and names a real calendar date",
+    "at most MAX_LINE_BYTES bytes",
 )
 
 # ---------------------------------------------------------------------------- 2. first write
@@ -150,11 +236,6 @@ TIER_HOT = 1
 # Order of copies of one id: the smallest wins. ``day``/``tier``/``seq`` are columns of every
 # row relation the query layer builds.
 POSITION_SQL = "struct_pack(d := day, t := tier, s := seq)"
-
-
-def position(day: date, tier: int, seq: int) -> tuple[int, int, int]:
-    """The sort key of a copy of an id (smaller = first)."""
-    return day.toordinal(), tier, seq
 
 
 def code_for(day: date, tier: int) -> int:
@@ -184,7 +265,6 @@ __all__ = [
     "code_for",
     "decode_code",
     "is_blank",
-    "position",
     "row_from_line",
     "row_from_record",
     "window_days",

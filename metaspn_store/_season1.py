@@ -118,14 +118,16 @@ class _Query:
     end: datetime
     flt: Filter
     fields: _Fields = field(default_factory=_Fields)
-    where: list[str] = field(default_factory=list)
+    # String matches, bound when the query runs: a Python match's query (run before) must not
+    # carry parameters its SQL does not use.
+    text_matches: list[tuple[str, str]] = field(default_factory=list)
 
     def match(self, key: str, expected: Any) -> None:
         """Keep the records with ``_payload_match(payload, key, expected)``."""
         if expected is None:
             return
         if isinstance(expected, str):
-            self.where.append(self.fields.equals_text(key, self.flt.param(expected)))
+            self.text_matches.append((key, expected))
             return
         ids = _python_matches(self.engine, self.start, self.end, self.flt, key, expected)
         idc = self.engine.kind.id_field
@@ -144,7 +146,7 @@ class _Query:
         """``SELECT {select} FROM rows {join} {tail}``: ``rows`` are the matching records with
         ``columns`` (default: id, timestamp and append position) and the ``derive`` columns (SQL over the payload fields). Without any file
         for the window's days the answer is the kind's empty table (see :func:`_rows`)."""
-        where = " AND ".join(f"({w})" for w in self.where) or "TRUE"
+        where = " AND ".join(self.fields.equals_text(k, self.flt.param(v)) for k, v in self.text_matches) or "TRUE"
         derived = "".join(f", {expr} AS {name}" for name, expr in derive.items())
         post = f"SELECT {select} FROM (SELECT *{derived} FROM ({{inner}}) WHERE {where}) AS __rows {join} {tail}"  # noqa: S608
         return self.engine.select(
@@ -591,6 +593,13 @@ _REF_TYPE = pa.struct(
 )
 
 
+def _season_text(season_id: Any) -> str | None:
+    """A string season as itself; another value (``season_id`` is typed ``str``) as JSON text."""
+    if season_id is None or isinstance(season_id, str):
+        return season_id
+    return json.dumps(season_id, sort_keys=True, separators=(",", ":"))
+
+
 def research_table(rows: list[dict[str, Any]]) -> pa.Table:
     """The export's rows as Arrow: one column per NDJSON key (null where a kind lacks it),
     ``timestamp`` as a UTC timestamp, ``payload`` as the NDJSON line's JSON text."""
@@ -614,9 +623,7 @@ def research_table(rows: list[dict[str, Any]]) -> pa.Table:
             "emission_type": pa.array(column("emission_type"), pa.string()),
             "caused_by": pa.array(column("caused_by"), pa.string()),
             "payload": pa.array([payload_text(row["payload"]) for row in rows], pa.string()),
-            "season_id": pa.array([payload_text(row["season_id"]) for row in rows], pa.string())
-            if rows and not isinstance(rows[0]["season_id"], str)
-            else pa.array(column("season_id"), pa.string()),
+            "season_id": pa.array([_season_text(row["season_id"]) for row in rows], pa.string()),
             "entity_refs": pa.array(column("entity_refs"), pa.list_(_REF_TYPE)),
         }
     )

@@ -41,3 +41,14 @@ class CompactionError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another process holds the lock this operation needs and waiting was not allowed."""
+
+
+class ReadOnlyStoreError(StoreError, PermissionError):
+    """A write or a compaction on a store opened read-only (explicitly, or because the workspace
+    is not writable). Nothing was written."""
+
+
+class StoreIOError(StoreError, OSError):
+    """The operating system refused a write (disk full, quota, permission, file too large, not a
+    regular file). The message names the file and the cause; ``errno`` is the OS error's, and
+    nothing of the failed call was stored."""

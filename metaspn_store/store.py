@@ -50,9 +50,17 @@ from metaspn_store._layout import (
 from metaspn_store._locks import ProcessLock
 from metaspn_store._parse import BadLineReport, new_connection
 from metaspn_store._query import ANALYSIS_COLUMNS, SIGNAL_ENTITY_KEY, Filter, QueryEngine, json_pointer
-from metaspn_store._rules import TIER_COLD, code_for, decode_code
+from metaspn_store._rules import MAX_LINE_BYTES, TIER_COLD, code_for, decode_code
 from metaspn_store._sandbox import lock_down, query_error
-from metaspn_store.errors import DuplicateEventError, QueryError, StoreLockedError
+from metaspn_store.errors import (
+    CompactionError,
+    DuplicateEventError,
+    InvalidRecordError,
+    QueryError,
+    ReadOnlyStoreError,
+    StoreIOError,
+    StoreLockedError,
+)
 
 DuplicatePolicy = Literal["ignore", "return_existing", "raise"]
 Durability = Literal["flush", "fsync"]
@@ -131,6 +139,9 @@ class FileSystemStore:
       opens need only the workspace path. ``storage_options`` (deltalake / object_store keys such
       as ``AWS_ENDPOINT_URL``, ``AWS_REGION``) are passed through; only non-secret ones are
       remembered, credentials come from the environment or the caller each time.
+    * ``read_only``: ``True`` never writes anything (no lock files, no saved parses; writes and
+      compaction raise :class:`ReadOnlyStoreError`); ``None`` (default) opens read-only exactly
+      when the workspace cannot be written, and otherwise creates the folders as 0.1.8 does.
     """
 
     def __init__(
@@ -141,13 +152,14 @@ class FileSystemStore:
         cache_bytes: int = 256 * 1024 * 1024,
         threads: int = 2,
         memory_limit: str = "2GB",
+        read_only: bool | None = None,
         cold: str | Path | None = None,
         storage_options: dict[str, str] | None = None,
     ) -> None:
         if durability not in ("flush", "fsync"):
             raise ValueError(f"durability must be 'flush' or 'fsync', got {durability!r}")
         self._layout = Layout(workspace)
-        self._layout.ensure_dirs()
+        self.read_only = self._open_mode(read_only)
         self.workspace = self._layout.workspace
         self.store_root = self._layout.store_root
         self.signals_dir = self._layout.signals_dir
@@ -160,11 +172,16 @@ class FileSystemStore:
         self._local = threading.local()
         self._hot = {
             kind.name: HotTier(
-                self._layout, kind, cache_bytes=cache_bytes, connection=self._connection, durability=durability
+                self._layout,
+                kind,
+                cache_bytes=cache_bytes,
+                connection=self._connection,
+                durability=durability,
+                read_only=self.read_only,
             )
             for kind in (SIGNALS, EMISSIONS)
         }
-        self._cold_location = open_location(self._layout, cold, storage_options)
+        self._cold_location = open_location(self._layout, cold, storage_options, remember=not self.read_only)
         self.cold_uri = self._cold_location.uri
         self._cold = {kind.name: ColdTier(self._layout, kind, self._cold_location) for kind in (SIGNALS, EMISSIONS)}
         self._compact_lock = ProcessLock(self._layout.lock_file("compact"))
@@ -172,9 +189,36 @@ class FileSystemStore:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _open_mode(self, read_only: bool | None) -> bool:
+        """Create the folders (as 0.1.8 does) unless read-only; ``None`` means "read-only exactly
+        when the workspace cannot be written" (a read-only mount, another user's workspace)."""
+        if read_only:
+            if not self._layout.store_root.is_dir():
+                raise FileNotFoundError(f"no store at {self._layout.store_root} to open read-only")
+            return True
+        try:
+            self._layout.ensure_dirs()
+        except OSError as exc:
+            if read_only is None and self._layout.store_root.is_dir():
+                return True
+            raise StoreIOError(exc.errno, f"cannot create the store folders in {self._layout.workspace}: "
+                               f"{exc.strerror}") from exc
+        if read_only is None and not os.access(self._layout.store_root, os.W_OK):
+            return True
+        return False
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"{what}: the store at {self.store_root} is open read-only "
+                "(FileSystemStore(..., read_only=True), or the workspace is not writable); nothing was written"
+            )
+
     def close(self) -> None:
         """Save the id index if it grew, and release open append descriptors (the store stays
         usable; they reopen on demand)."""
+        if self.read_only:
+            return
         for hot in self._hot.values():
             with hot.write_lock.hold():
                 hot.persist_index()
@@ -208,6 +252,7 @@ class FileSystemStore:
             shared_ids=cold.shared_ids,
             cold_dataset=cold.dataset,
             local_files=cold.local_files,
+            day_bytes=partial(self._day_bytes, kind, cold),
         )
 
     def _engine_as_of(self, kind: Kind, as_of: AsOf) -> QueryEngine:
@@ -224,6 +269,16 @@ class FileSystemStore:
     def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
         """Data files per day of the cold tier (the Delta table's current version)."""
         return self._cold[kind.name].files(first, last)
+
+    def _day_bytes(self, kind: Kind, cold: ColdTier, day: date) -> int:
+        """About how much data a day holds, in JSONL bytes (Parquet counts ten times its size):
+        how replays decide how many days to read at once."""
+        total = 10 * cold.day_bytes(-1, day)
+        try:
+            total += os.stat(self._layout.hot_file(kind, day)).st_size
+        except OSError:
+            pass
+        return total
 
     def _hot_table(self, kind: Kind, day: date) -> pa.Table | None:
         """Hot rows of a day that the cold tier does not already hold (read before the table)."""
@@ -372,16 +427,19 @@ class FileSystemStore:
     # ------------------------------------------------------------------ maintenance
 
     def verify(self) -> list[BadLineReport]:
-        """Every hot line that is not a readable record (file, 1-based line, reason).
+        """Every hot line that is not a readable record (file, 1-based line, reason), and every
+        entry named like a day file that is not a readable regular file (line 0).
 
         Such lines are skipped by every read (with a ``BadLineWarning``) and kept aside in
-        ``store/quarantine/`` by the compactor.
+        ``store/quarantine/`` by the compactor; such entries are skipped by reads, writes to
+        their day fail with :class:`StoreIOError`, and compaction leaves them alone.
         """
         problems: list[BadLineReport] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BadLineWarning)
             for kind in (SIGNALS, EMISSIONS):
                 hot = self._hot[kind.name]
+                problems.extend(BadLineReport(str(path), 0, problem) for path, problem in hot.unusable())
                 for day in hot.days():
                     problems.extend(hot.bad_lines(day))
         return problems
@@ -402,6 +460,7 @@ class FileSystemStore:
         ``wait=False`` returns a report with ``skipped`` set if another compaction is running.
         Readers and writers keep working throughout; each day is committed atomically.
         """
+        self._writable("compact")
         cutoff = before or (datetime.now(timezone.utc).date() - timedelta(days=grace_days))
         report = CompactionReport(before=cutoff.isoformat(), dry_run=dry_run)
         started = time.perf_counter()
@@ -431,6 +490,12 @@ class FileSystemStore:
                             report.days.append(day_report)
         except StoreLockedError:
             report.skipped = "another compaction is running on this workspace"
+        except OSError as exc:
+            # Nothing is committed before the new files are complete: the store reads as before.
+            raise CompactionError(
+                f"compaction stopped: {exc.strerror or exc} ({getattr(exc, 'filename', None) or 'cold tier'}); "
+                f"{len(report.days)} day(s) were committed before it, the rest reads exactly as before"
+            ) from exc
         report.seconds = round(time.perf_counter() - started, 4)
         return report
 
@@ -444,6 +509,8 @@ class FileSystemStore:
         """
         if retain_hours < 0:
             raise ValueError(f"retain_hours must be >= 0, got {retain_hours}")
+        if not dry_run:
+            self._writable("vacuum")
         out: dict[str, list[str]] = {}
         with self._compact_lock.hold():
             for kind in (SIGNALS, EMISSIONS):
@@ -485,6 +552,7 @@ class FileSystemStore:
     def _write(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
         if on_duplicate not in _POLICIES:
             raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
+        self._writable(f"write_{kind.name}")
         # Validate and render the whole batch before touching any file. Each day's lines go
         # straight into one buffer: holding a big batch as one bytes object per line costs about
         # 2 µs a record in fresh memory (page faults) before they are even joined.
@@ -494,6 +562,13 @@ class FileSystemStore:
         add_record = records.append
         for envelope in envelopes:
             record_id, day, line = encode_line(kind, envelope)
+            if len(line) > MAX_LINE_BYTES + 1:  # + its newline
+                raise InvalidRecordError(
+                    f"{kind.label} {record_id!r}: its line would take {len(line) - 1} bytes, more than the "
+                    f"{MAX_LINE_BYTES} bytes (64 MiB) a record may take; nothing was written",
+                    record_id=record_id,
+                    field="payload",
+                )
             key = digest(record_id)
             group = days.get(day)
             if group is None:
@@ -525,10 +600,10 @@ class FileSystemStore:
                 duplicates.add(len(results))
                 add_result(existing)
             # Each day with new records: its lines and their keys, days in order of first new record.
-            new_lines: dict[date, tuple[list[bytes], list[tuple[int, int]]]] = {}
+            new_lines: dict[date, tuple[bytes, list[tuple[int, int]]]] = {}
             if not duplicates:
                 for day, (buffer, _, keys) in days.items():
-                    new_lines[day] = ([buffer.getvalue()], keys)
+                    new_lines[day] = (buffer.getvalue(), keys)
             else:
                 data = {day: memoryview(buffer.getvalue()) for day, (buffer, _, _) in days.items()}
                 counts = dict.fromkeys(days, 0)
@@ -546,8 +621,8 @@ class FileSystemStore:
                         group_kept[0].write(data[day][start:end])
                         group_kept[1].append(key)
                 for day, (buffer, keys) in kept.items():
-                    new_lines[day] = ([buffer.getvalue()], keys)
-            written = {day: hot.append(day, lines, keys) for day, (lines, keys) in new_lines.items()}
+                    new_lines[day] = (buffer.getvalue(), keys)
+            written = hot.append_all(new_lines)
         return [written[r] if isinstance(r, date) else r for r in results]
 
     def write_signal(self, signal: SignalEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
@@ -579,6 +654,7 @@ class FileSystemStore:
 
     def _write_json_atomic(self, destination: Path, document: Any) -> Path:
         """Replace ``destination`` atomically: temp file in the same folder, fsync, rename."""
+        self._writable(f"writing {destination.name}")
         text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
         replace_atomically(destination, lambda handle: handle.write(text))
         return destination

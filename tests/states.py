@@ -15,6 +15,8 @@ States (the test id carries the name, e.g. ``test_window_at_day_boundaries[compa
   parse path, and a new process builds its id index with the bulk id scan.
 * ``compacted``: every day compacted into Parquet before each read (later writes are late writes,
   merged by the next compaction).
+* ``compacted-large``: the same, but each hot file is first grown as in ``hot-large``, so the
+  compactor reads it through the bulk parse path.
 * ``mixed``: at the first read, the days before the newest written day are compacted and the newest
   stays hot; later writes stay hot, including late writes into compacted days.
 * ``reopened-saved``: before each read, the store parses every hot file (which saves the parses),
@@ -45,12 +47,13 @@ except ImportError:  # metaspn-store 0.1.8 (no bulk parse, no compaction): only 
 HOT_SMALL = "hot-small"
 HOT_LARGE = "hot-large"
 COMPACTED = "compacted"
+COMPACTED_LARGE = "compacted-large"
 MIXED = "mixed"
 REOPENED_SAVED = "reopened-saved"
 REOPENED_FRESH = "reopened-fresh"
 
 STATES: tuple[str, ...] = (
-    (HOT_SMALL, HOT_LARGE, COMPACTED, MIXED, REOPENED_SAVED, REOPENED_FRESH)
+    (HOT_SMALL, HOT_LARGE, COMPACTED, COMPACTED_LARGE, MIXED, REOPENED_SAVED, REOPENED_FRESH)
     if BULK_THRESHOLD is not None
     else (HOT_SMALL,)
 )
@@ -64,6 +67,7 @@ ORACLE_EXAMPLES: dict[str, int] = {
     HOT_SMALL: 45,
     HOT_LARGE: 8,
     COMPACTED: 8,
+    COMPACTED_LARGE: 6,
     MIXED: 8,
     REOPENED_SAVED: 8,
     REOPENED_FRESH: 8,
@@ -147,6 +151,11 @@ class StateStore:
         elif self.state == COMPACTED:
             newest = self._newest_hot_day()
             if newest is not None:
+                self._compact(before=newest + timedelta(days=1))
+        elif self.state == COMPACTED_LARGE:
+            newest = self._newest_hot_day()
+            if newest is not None:
+                self._reopen(pad=True, drop_saved=True)
                 self._compact(before=newest + timedelta(days=1))
         elif self.state == MIXED:
             newest = self._newest_hot_day()

@@ -8,7 +8,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from metaspn_schemas import EntityRef
-from states import BULK_THRESHOLD, COMPACTED, HOT_LARGE, HOT_SMALL, MIXED, REOPENED_SAVED, STATES, StateStore
+from states import (
+    BULK_THRESHOLD,
+    COMPACTED,
+    COMPACTED_LARGE,
+    HOT_LARGE,
+    HOT_SMALL,
+    MIXED,
+    REOPENED_SAVED,
+    STATES,
+    StateStore,
+)
 
 from metaspn_store import ReplayCheckpoint
 
@@ -970,7 +980,7 @@ def test_store_state_is_reached(store, store_state, make_signal, make_emission):
     assert list(store.iter_emissions(**WIDE)) == ems
     hot = _hot_days(store)
     cold = {(kind, day) for kind in ("signals", "emissions") for day in days}
-    if store_state == COMPACTED:
+    if store_state in (COMPACTED, COMPACTED_LARGE):
         assert hot == {"signals": [], "emissions": []}
         assert store.compacted == cold
     elif store_state == MIXED:
@@ -1004,10 +1014,11 @@ def test_store_state_is_reached(store, store_state, make_signal, make_emission):
     assert list(store.iter_signals(**WIDE)) == sigs[:2] + [late] + sigs[2:]
 
 
-@pytest.mark.store_states(HOT_SMALL, HOT_LARGE, reason="compares the two parse paths")
+@pytest.mark.store_states(HOT_SMALL, HOT_LARGE, COMPACTED_LARGE, reason="compares the two parse paths")
 def test_hot_large_state_reads_through_the_bulk_parser(store, store_state, make_signal, monkeypatch):
-    """hot-large pads files so that reads take DuckDB's bulk path: the line-by-line parser sees at
-    most the padded last line of each file (hot-small: every line)."""
+    """hot-large and compacted-large pad files so that reads (and the compactor) take DuckDB's
+    bulk path: the line-by-line parser sees at most the padded last line of each file (hot-small:
+    every line)."""
     parse = pytest.importorskip("metaspn_store._parse")
     if not hasattr(parse, "row_from_line"):
         pytest.skip("metaspn_store._parse no longer calls row_from_line: update this self-check")

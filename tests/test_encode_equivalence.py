@@ -532,16 +532,19 @@ def test_lines_and_refusals_follow_the_rules(case):
     assert _codec.encode_line(kind, envelope)[2] == expected
 
 
-def test_equal_refs_with_different_value_types_are_written_as_given(tmp_path):
-    """EntityRef(value=1) == EntityRef(value=True): each record still gets its own value's JSON."""
+def test_refs_with_non_string_values_are_refused_not_written(tmp_path):
+    """EntityRef(value=1) == EntityRef(value=True) == EntityRef(value=1.0), but a reader (0.1.8's
+    from_dict included) turns each into a string: none would read back equal, so all are refused
+    before anything is written, whichever encode path sees them first (the ref cache included)."""
     when = datetime(2026, 2, 1, tzinfo=timezone.utc)
     store = FileSystemStore(tmp_path)
-    values = [1, True, 1.0]
-    for n, value in enumerate(values):
-        store.write_signal(
-            SignalEnvelope(signal_id=f"r{n}", timestamp=when, source="s", payload_type="p", payload={},
-                    entity_refs=(EntityRef(ref_type="t", value=value),))  # type: ignore[arg-type]
-        )
+    store.write_signal(SignalEnvelope(signal_id="ok", timestamp=when, source="s", payload_type="p", payload={},
+                                      entity_refs=(EntityRef(ref_type="t", value="1"),)))
+    for n, value in enumerate([1, True, 1.0]):
+        with pytest.raises(InvalidRecordError, match=r"entity_refs\[0\]\.value"):
+            store.write_signal(
+                SignalEnvelope(signal_id=f"r{n}", timestamp=when, source="s", payload_type="p", payload={},
+                               entity_refs=(EntityRef(ref_type="t", value=value),))  # type: ignore[arg-type]
+            )
     lines = (tmp_path / "store" / "signals" / "2026-02-01.jsonl").read_bytes().splitlines()
-    assert [orjson.loads(line)["entity_refs"][0]["value"] for line in lines] == values
-    assert [type(orjson.loads(line)["entity_refs"][0]["value"]) for line in lines] == [int, bool, float]
+    assert [orjson.loads(line)["signal_id"] for line in lines] == ["ok"]

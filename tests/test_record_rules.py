@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import orjson
 import pytest
@@ -188,3 +189,27 @@ def test_a_day_file_without_records_next_to_compacted_days(tmp_path, content):
         assert quarantine == []
     assert replay_ids(store, at(4, 0), at(6, 23)) == ["a", "b"]
 
+
+
+def test_entries_that_are_not_regular_files_are_reported_and_skipped(tmp_path):
+    """Issue 11 case 8: a symlink loop or a folder named like a day file."""
+    from metaspn_store import StoreIOError
+
+    store = FileSystemStore(tmp_path)
+    store.write_signals([signal("a", at(4)), signal("b", at(6))])
+    folder = store.signals_dir
+    (folder / "loop-a").symlink_to(folder / "loop-b")
+    (folder / "loop-b").symlink_to(folder / "loop-a")
+    (folder / "2026-02-05.jsonl").symlink_to(folder / "loop-a")
+    (folder / "2026-02-07.jsonl").mkdir()
+    assert replay_ids(store, at(1, 0), at(9, 0)) == ["a", "b"]
+    reports = sorted((Path(r.path).name, r.line) for r in store.verify())
+    assert reports == [("2026-02-05.jsonl", 0), ("2026-02-07.jsonl", 0)]
+    with pytest.raises(StoreIOError, match="2026-02-05.jsonl"):
+        store.write_signal(signal("c", at(5)))
+    with pytest.raises(StoreIOError, match="2026-02-07.jsonl"):
+        store.write_signal(signal("d", at(7)))
+    store.write_signal(signal("e", at(6, 20)))
+    store.compact(before=date(2026, 2, 9))
+    assert replay_ids(store, at(1, 0), at(9, 0)) == ["a", "b", "e"]
+    assert (folder / "2026-02-07.jsonl").is_dir()

@@ -86,7 +86,7 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = saved.load(target)
     assert loaded is not None
     again, meta = loaded
-    assert meta == {"format": 1, "kind": "signals", "cold": [], "hot": {}}
+    assert meta == {"format": 2, "kind": "signals", "cold": [], "hot": {}}
     assert contents(again) == contents(index)
     assert again.repeated == {keys[10], keys[4_999]}
 
@@ -302,3 +302,26 @@ def test_an_earlier_day_duplicate_read_later_still_wins(tmp_path):
         store.compact(before=D2.date() + timedelta(days=1))
         ids = [s.signal_id for s in store.iter_signals(DAY1 - timedelta(days=1), D2 + timedelta(days=1))]
     assert ids == ["X", "a", "b"]
+
+
+def test_a_damaged_saved_index_is_rebuilt_not_believed(tmp_path):
+    """Issue 10 case 5: a damaged ``.index/<kind>.arrow`` let stored ids be written again."""
+    from metaspn_store import DuplicateEventError
+
+    when = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)
+    ids = [f"id-{k:05d}" for k in range(500)]
+    batch = [SignalEnvelope(signal_id=i, timestamp=when, source="s", payload_type="p", payload={}) for i in ids]
+    with FileSystemStore(tmp_path) as store:
+        store.write_signals(batch)
+    saved = tmp_path / "store" / ".index" / "signals.arrow"
+    assert saved.exists()
+    data = bytearray(saved.read_bytes())
+    # Damage the digest columns (the start of the record batch body, after the schema).
+    middle = len(data) // 2
+    for k in range(middle, middle + 64):
+        data[k] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    store = FileSystemStore(tmp_path)
+    for envelope in batch:
+        with pytest.raises(DuplicateEventError):
+            store.write_signal(envelope, on_duplicate="raise")

@@ -166,3 +166,40 @@ def test_a_reader_that_cannot_save_still_reads(tmp_path):
     fill(tmp_path)
     (tmp_path / "store" / ".cache").write_text("not a folder")  # saving fails with an OSError
     assert answers(tmp_path) == without_saved_parses(tmp_path)
+
+
+def _flip_byte_in(path: Path, needle: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    at = data.find(needle)
+    assert at >= 0, needle
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_saved_parse_is_rebuilt_not_believed(tmp_path):
+    """Issue 10 case 5: one changed byte of an id inside the saved parse."""
+    fill(tmp_path)
+    expected = answers(tmp_path)
+    saved = sorted((tmp_path / "store" / ".cache" / "signals").glob("*.arrow"))
+    assert saved
+    for path in saved:
+        _flip_byte_in(path, b"s-00")
+    parsed: list[int] = []
+    assert answers(tmp_path, parsed) == expected
+    assert parsed[0] > 0  # it parsed the JSONL again instead
+
+
+def test_covered_bytes_changed_in_place_invalidate_the_saved_parse(tmp_path):
+    """Same inode, same first line, same size, but a covered byte changed: not the same file."""
+    fill(tmp_path, days=1)
+    answers(tmp_path)
+    hot = next((tmp_path / "store" / "signals").glob("*.jsonl"))
+    data = hot.read_bytes()
+    last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+    changed = last.replace(b'"tag":"t', b'"tag":"T')
+    assert changed != last and len(changed) == len(last)
+    with open(hot, "r+b") as handle:
+        handle.seek(len(data) - len(last))
+        handle.write(changed)
+    tags = {row[2] for row in answers(tmp_path)["sql"]}
+    assert any(tag.startswith("T") for tag in tags)
