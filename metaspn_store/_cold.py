@@ -340,6 +340,27 @@ class ColdTier:
         """True when DuckDB can read the data files by path (not object storage)."""
         return not self.location.remote or self._legacy_active(self.table())
 
+    def summary(self) -> tuple[dict[date, int], datetime | None]:
+        """Bytes of data files per day, and the time of the last commit (UTC), for ``info``."""
+        from datetime import timezone
+
+        with self._lock:
+            version, dt = self._state()
+            if self._legacy_active(dt):
+                sizes = {day: sum(os.path.getsize(p) for p in paths) for day, paths in self.legacy.files(date.min, date.max).items()}
+                stamp = self.legacy.manifest_path.stat().st_mtime
+                return sizes, datetime.fromtimestamp(stamp, tz=timezone.utc)
+            if dt is None:
+                return {}, None
+            adds = self._adds(version, dt)
+            out: dict[date, int] = {}
+            for size, day in zip(adds.column("size").to_pylist(), adds.column("day").to_pylist(), strict=True):
+                out[day] = out.get(day, 0) + int(size)
+            last = dt.history(1)
+            stamp_ms = last[0].get("timestamp") if last else None
+            committed = datetime.fromtimestamp(stamp_ms / 1000, tz=timezone.utc) if stamp_ms else None
+            return out, committed
+
     def history(self) -> list[dict[str, Any]]:
         dt = self.table()
         return [] if dt is None else list(dt.history())

@@ -381,3 +381,27 @@ def test_timestamps_need_pytz_for_duckdb(tmp_path: Path) -> None:
     first = store.sql("SELECT min(timestamp) FROM signals").fetchall()[0]
     assert first[0].tzinfo is not None and first[0] >= datetime(2026, 2, 1, tzinfo=UTC)
     assert first[0] < datetime(2026, 2, 1, tzinfo=UTC) + timedelta(days=1)
+
+
+def test_cli_compact_cold_and_vacuum(tmp_path: Path) -> None:
+    ws, _ = _workspace(tmp_path, None)
+    (ws / "store" / "cold.json").unlink()  # a workspace that never chose: --cold sets it once
+    shared = tmp_path / "shared-cold"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "metaspn_store", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    res = cli("compact", str(ws), "--before", "2026-02-04", "--cold", str(shared), "--json")
+    assert res.returncode == 0, res.stderr
+    assert DeltaTable.is_deltatable(str(shared / "signals"))
+    assert orjson.loads((ws / "store" / "cold.json").read_bytes())["uri"] == str(shared)
+    FileSystemStore(ws).write_signals([_signal("late-cli", 2, 57)])
+    assert cli("compact", str(ws), "--before", "2026-02-04").returncode == 0  # remembered
+    res = cli("vacuum", str(ws), "--retain", "0", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = orjson.loads(res.stdout)
+    assert doc["dry_run"] is True and len(doc["files"]["signals"]) == 1
+    res = cli("vacuum", str(ws), "--retain", "0")
+    assert res.returncode == 0 and res.stdout.startswith("signals: removed 1 file(s); emissions: removed")
+    res = cli("compact", str(ws), "--cold", str(tmp_path / "elsewhere"))
+    assert res.returncode != 0 and "cold tier is" in res.stderr
