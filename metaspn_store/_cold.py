@@ -138,6 +138,30 @@ def _holds_data(layout: Layout) -> bool:
     return any((root / kind / "_delta_log").exists() for kind in ("signals", "emissions"))
 
 
+def _s3_filesystem(options: dict[str, str]) -> Any:
+    """pyarrow's S3 filesystem configured like deltalake's object store from the same options
+    (credentials not given here come from the environment, as for deltalake)."""
+    import pyarrow.fs as pa_fs
+
+    lower = {k.lower(): v for k, v in options.items()}
+    endpoint = lower.get("aws_endpoint_url") or lower.get("aws_endpoint") or lower.get("endpoint_url") \
+        or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        scheme, _, rest = endpoint.partition("://")
+        kwargs["endpoint_override"] = rest or scheme
+        kwargs["scheme"] = scheme if rest else "https"
+    region = lower.get("aws_region") or lower.get("region") or lower.get("aws_default_region")
+    if region:
+        kwargs["region"] = region
+    if lower.get("aws_access_key_id") and lower.get("aws_secret_access_key"):
+        kwargs["access_key"] = lower["aws_access_key_id"]
+        kwargs["secret_key"] = lower["aws_secret_access_key"]
+        if lower.get("aws_session_token"):
+            kwargs["session_token"] = lower["aws_session_token"]
+    return pa_fs.S3FileSystem(**kwargs)
+
+
 def table_schema(kind: Kind) -> pa.Schema:
     """The Delta table's columns: the kind's schema, ``shared``, then the partition ``day``."""
     return schema_for(kind).append(pa.field("shared", pa.bool_())).append(pa.field("day", pa.date32()))
@@ -203,8 +227,18 @@ class ColdTier:
                 return ("legacy", self.legacy.version())
             return ("delta", -1 if dt is None else dt.version())
 
+    def _current(self) -> Any:
+        """The table as the last ``version()`` / ``table()`` call loaded it (no request).
+
+        Readers call ``version()`` first and again at the end of a read (and retry if it moved),
+        so everything they ask in between comes from one version without asking the store again:
+        on S3 each refresh is a request."""
+        if self._dt is None:
+            return self.table()
+        return self._dt
+
     def _state(self) -> tuple[int, Any]:
-        dt = self.table()
+        dt = self._current()
         return (-1 if dt is None else dt.version()), dt
 
     def state(self) -> tuple[int, Any]:
@@ -213,6 +247,7 @@ class ColdTier:
         from deltalake import DeltaTable
 
         with self._lock:
+            self.table()
             version, dt = self._state()
             if dt is None:
                 return -1, None
@@ -306,7 +341,7 @@ class ColdTier:
         if identity is None:
             return 0
         with self._lock:
-            dt = self.table()
+            dt = self._current()
             if self._legacy_active(dt):
                 claim = self.legacy.claimed_hot_lines(day)
                 return claim[1] if claim is not None and claim[0] == identity else 0
@@ -322,23 +357,35 @@ class ColdTier:
         if not self.location.remote:
             base = str(Path(files[0]).parent.parent) if files else self.uri
             return ds.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=base)
+        filesystem, native = self._filesystem()
+        if native:  # pyarrow's S3: "bucket/key" paths
+            paths = [f.split("://", 1)[1] for f in files]
+            base = self.uri.split("://", 1)[1].rstrip("/")
+            return ds.dataset(paths, format="parquet", filesystem=filesystem, partitioning=partitioning,
+                              partition_base_dir=base)
         prefix = self.uri.rstrip("/") + "/"
         relative = [f[len(prefix):] if f.startswith(prefix) else f for f in files]
-        return ds.dataset(relative, format="parquet", filesystem=self._filesystem(), partitioning=partitioning)
+        return ds.dataset(relative, format="parquet", filesystem=filesystem, partitioning=partitioning)
 
-    def _filesystem(self) -> Any:
+    def _filesystem(self) -> tuple[Any, bool]:
+        """A pyarrow filesystem for the data files, and how paths are written on it: pyarrow's
+        own S3 client for ``s3://`` (C++, about 2x faster than going through Python), else the
+        table's object store through deltalake's handler (paths relative to the table)."""
         import pyarrow.fs as pa_fs
         from deltalake.fs import DeltaStorageHandler
 
         with self._lock:
             if "fs" not in self.__dict__:
-                handler = DeltaStorageHandler(self.uri, self.location.storage_options or None)
-                self.__dict__["fs"] = pa_fs.PyFileSystem(handler)
+                if self.uri.startswith(("s3://", "s3a://")):
+                    self.__dict__["fs"] = (_s3_filesystem(self.location.storage_options), True)
+                else:
+                    handler = DeltaStorageHandler(self.uri, self.location.storage_options or None)
+                    self.__dict__["fs"] = (pa_fs.PyFileSystem(handler), False)
             return self.__dict__["fs"]
 
     def local_files(self) -> bool:
         """True when DuckDB can read the data files by path (not object storage)."""
-        return not self.location.remote or self._legacy_active(self.table())
+        return not self.location.remote or self._legacy_active(self._current())
 
     def summary(self) -> tuple[dict[date, int], datetime | None]:
         """Bytes of data files per day, and the time of the last commit (UTC), for ``info``."""
