@@ -98,12 +98,14 @@ def open_location(
     saved: dict[str, Any] = orjson.loads(path.read_bytes()) if path.exists() else {}
     default = str(layout.cold_root)
     host = str(saved.get("host") or uuid.uuid4().hex)
+    # The default location is not written as a path, so a copied or moved workspace keeps using
+    # its own store/cold.
     uri = str(saved.get("uri") or default)
     options = {str(k): str(v) for k, v in (saved.get("storage_options") or {}).items()}
     if cold is not None:
         wanted = str(cold).rstrip("/") if "://" in str(cold) else str(Path(cold).resolve())
         if wanted != uri:
-            if saved.get("uri") and saved["uri"] != default or _holds_data(layout):
+            if saved.get("uri") or _holds_data(layout):
                 raise ValueError(
                     f"this workspace's cold tier is {uri!r}, not {wanted!r}; a workspace keeps one cold "
                     "location (edit store/cold.json only after moving the tables there)"
@@ -112,7 +114,7 @@ def open_location(
     if storage_options:
         options.update(storage_options)
     remembered = {k: v for k, v in options.items() if k.lower() in REMEMBERED_OPTIONS}
-    record = {"uri": uri, "host": host, "storage_options": remembered}
+    record = {"uri": None if uri == default else uri, "host": host, "storage_options": remembered}
     if record != saved and remember:
         layout.store_root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{CONFIG}.{os.getpid()}.{threading.get_ident()}.tmp")
