@@ -427,3 +427,9 @@ def test_cli_compact_cold_and_vacuum(tmp_path: Path) -> None:
     assert res.returncode == 0 and res.stdout.startswith("signals: removed 1 file(s); emissions: removed")
     res = cli("compact", str(ws), "--cold", str(tmp_path / "elsewhere"))
     assert res.returncode != 0 and "cold tier is" in res.stderr
+
+
+def test_every_compaction_crash_point_is_killed_at_above() -> None:
+    from metaspn_store._faults import STEPS
+
+    assert {name for name in STEPS if name.startswith(("compaction.", "conversion."))} == {*COMPACTION_STEPS, *CONVERSION_STEPS}
