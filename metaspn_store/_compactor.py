@@ -1,15 +1,20 @@
-"""Compaction: a closed day's hot lines and Parquet become one new Parquet file, committed
-through the cold tier's manifest.
+"""Compaction: a closed day's hot lines and the table's rows of that day become the day's new
+rows, committed as one Delta transaction (the commit protocol; the table layout is in ``_cold``).
 
-For one day (under the kind's write lock, so no writer appends meanwhile):
+For one day (under the kind's write lock, so no writer of this host appends meanwhile):
 
-1. read the day's hot file (complete lines only) and its current Parquet files,
+1. read the day's hot file (complete lines only), take the table's latest version (with the id
+   index up to date with it), skip the hot lines that version already claims, read the day's rows,
 2. merge them in (tier, seq) order and keep the first copy of each id *within the day*
    (``_rules`` rule 2: a copy on another day can still be the answer of a window that covers
-   only this day, so it is kept; the ids that also occur on other days are listed in the
-   manifest so that reads spanning both days drop the later copy),
-3. write the new file and commit the manifest (the commit point, see ``_cold``),
-4. delete the hot file, its saved parse and the superseded Parquet, then clear the claim.
+   only this day, so it is kept; the rows whose id may occur on other days get ``shared`` so
+   that reads spanning both days drop the later copy),
+3. replace the day in one commit on top of that version, with the claim of the hot lines and the
+   kind's serial application transaction; if another compaction (another host) committed first,
+   the commit fails and the day is merged again on the new version,
+4. delete the hot file and its saved parse (the claim keeps a crash before this harmless).
+
+Crash points (``_faults``) sit between the steps; tests kill the real process at each.
 
 Malformed lines are kept, with file, line and reason, in ``store/quarantine/<kind>/``.
 The compactor uses the tiers only through their public methods; neither tier imports it.

@@ -99,7 +99,7 @@ class HotTier:
         self.index_source = ""  # "saved" or "built": how this process got its index (diagnostics)
         self._saved_len = 0  # ids in the index when it was last loaded or saved
         self._index_cold: list[str] = []  # the cold files whose ids the index holds
-        self._cold_version: object = None  # the manifest version when that was checked
+        self._cold_version: object = None  # the cold tier's version when that was checked
         self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)

@@ -154,8 +154,8 @@ class QueryEngine:
     def _snapshot(self, first: date, last: date, columns: list[str] | None = None) -> _Snapshot:
         """Hot rows and cold files of the days ``first..last`` as one consistent view.
 
-        Hot files are read before the manifest; a compaction committing in between changes the
-        manifest version, and the caller retries, so no day is seen in both tiers or in neither.
+        Hot files are read after the cold version is taken; a compaction committing in between
+        changes the version, and the caller retries, so no day is seen in both tiers or in neither.
         """
         before = self._version()
         hot_parts = []
@@ -240,7 +240,7 @@ class QueryEngine:
         """SQL listing every id that may have more than one copy in the snapshot, or None.
 
         A day's Parquet holds each id once (the compactor keeps the first copy of the day), so a
-        repeated id has a copy in the hot rows or is listed in the manifest's ``shared_ids``."""
+        repeated id has a copy in the hot rows or is flagged ``shared`` in the cold tier."""
         idc = self.kind.id_field
         parts = []
         if snap.hot is not None:
