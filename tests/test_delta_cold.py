@@ -200,6 +200,8 @@ def test_a_lost_commit_race_is_retried(tmp_path: Path, cold_uri: str | None) -> 
     id both stored is kept once (A's copy: first committed)."""
     cold = cold_uri or str(tmp_path / "shared")
     a, b = _open(tmp_path / "a", cold), _open(tmp_path / "b", cold)
+    a.write_signals([_signal("a-day-1", 1, 1)])
+    a.compact(before=date(2026, 2, 2))  # the table exists: B's version below is a real one
     a.write_signals([_signal("only-a", 2, 1), _signal("both", 2, 2, source="a")])
     b.write_signals([_signal("only-b", 2, 3), _signal("both", 2, 4, source="b")])
     cold_b = b._cold["signals"]
@@ -215,11 +217,40 @@ def test_a_lost_commit_race_is_retried(tmp_path: Path, cold_uri: str | None) -> 
 
     cold_b.state = stale_state  # type: ignore[method-assign]
     report = b.compact(before=CUTOFF)
-    assert len(calls) == 1 and report.days[0].base_version > calls[0]  # merged again, on A's commit
+    assert len(calls) == 1 and calls[0] >= 0 and report.days[0].base_version > calls[0]  # merged again, on A's commit
     for store in (a, b):
         rows = store.read_signals(W_START, W_END)
-        assert sorted(rows.column("signal_id").to_pylist()) == ["both", "only-a", "only-b"]
+        assert sorted(rows.column("signal_id").to_pylist()) == ["a-day-1", "both", "only-a", "only-b"]
         assert rows.filter(pa.compute.equal(rows.column("signal_id"), "both")).column("source").to_pylist() == ["a"]
+
+
+def test_racing_commits_of_different_days_still_flag_a_shared_id(tmp_path: Path, cold_uri: str | None) -> None:
+    """Host A stores id X on day 1, host B on day 2; B merges day 2 on a version without A's day 1,
+    then A commits day 1. Compaction commits of a kind conflict even on different days, so B merges
+    again knowing A's X and flags it: a read over both days returns X once, A's copy (day 1)."""
+    cold = cold_uri or str(tmp_path / "shared")
+    a, b = _open(tmp_path / "a", cold), _open(tmp_path / "b", cold)
+    a.write_signals([_signal("warm-up", 3, 1)])
+    a.compact(before=date(2026, 2, 4))  # the table exists
+    a.write_signals([_signal("x", 1, 1, source="a")])
+    b.write_signals([_signal("x", 2, 1, source="b"), _signal("only-b", 2, 2)])
+    cold_b = b._cold["signals"]
+    real_state = cold_b.state
+    calls = []
+
+    def stale_state() -> Any:
+        version, dt = real_state()
+        if not calls:
+            calls.append(version)
+            a.compact(before=date(2026, 2, 2))  # A commits day 1 while B holds the old version
+        return version, dt
+
+    cold_b.state = stale_state  # type: ignore[method-assign]
+    b.compact(before=date(2026, 2, 3))
+    for store in (a, b, _open(tmp_path / "analyst", cold)):
+        rows = store.read_signals(W_START, W_END)
+        assert sorted(rows.column("signal_id").to_pylist()) == ["only-b", "warm-up", "x"]
+        assert rows.filter(pa.compute.equal(rows.column("signal_id"), "x")).column("source").to_pylist() == ["a"]
 
 
 TWO_HOSTS_CHILD = r"""
