@@ -10,7 +10,7 @@ Prints records/s for:
   the fastest this machine turns these bytes into Parquet with the engine the store uses;
 * ``parse only``: the store's strict bulk parse of every file (what reads and compaction share);
 * ``compact()``: the real thing on a fresh copy (index, strict parse, dedup, Parquet, fsyncs,
-  manifest commits, deleting the hot files).
+  Delta commits, deleting the hot files).
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
-"""Compaction: a closed day's hot lines and Parquet become one new Parquet file, committed
-through the cold tier's manifest.
+"""Compaction: a closed day's hot lines and the table's rows of that day become the day's new
+rows, committed as one Delta transaction (the commit protocol; the table layout is in ``_cold``).
 
-For one day (under the kind's write lock, so no writer appends meanwhile):
+For one day (under the kind's write lock, so no writer of this host appends meanwhile):
 
-1. read the day's hot file (complete lines only) and its current Parquet files,
+1. read the day's hot file (complete lines only), take the table's latest version (with the id
+   index up to date with it), skip the hot lines that version already claims, read the day's rows,
 2. merge them in (tier, seq) order and keep the first copy of each id *within the day*
    (``_rules`` rule 2: a copy on another day can still be the answer of a window that covers
-   only this day, so it is kept; the ids that also occur on other days are listed in the
-   manifest so that reads spanning both days drop the later copy),
-3. write the new file and commit the manifest (the commit point, see ``_cold``),
-4. delete the hot file, its saved parse and the superseded Parquet, then clear the claim.
+   only this day, so it is kept; the rows whose id may occur on other days get ``shared`` so
+   that reads spanning both days drop the later copy),
+3. replace the day in one commit on top of that version, with the claim of the hot lines and the
+   kind's serial application transaction; if another compaction (another host) committed first,
+   the commit fails and the day is merged again on the new version,
+4. delete the hot file and its saved parse (the claim keeps a crash before this harmless).
+
+Crash points (``_faults``) sit between the steps; tests kill the real process at each.
 
 Malformed lines are kept, with file, line and reason, in ``store/quarantine/<kind>/``.
 The compactor uses the tiers only through their public methods; neither tier imports it.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,10 +37,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metaspn_store._codec import schema_for
-from metaspn_store._cold import ColdTier
+from metaspn_store._cold import LEGACY_IMPORT, ColdTier
+from metaspn_store._faults import crash_point
 from metaspn_store._hot import HotTier, head_digest
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._parse import BadLineReport, parse_chunk
+from metaspn_store.errors import CompactionError
 
 
 @dataclass
@@ -48,6 +56,8 @@ class DayReport:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    base_version: int = -1  # the table version the day was merged with
+    version: int = -1  # the table version that committed it
 
 
 @dataclass
@@ -122,83 +132,154 @@ def _read_hot_day(hot: HotTier, day: date, con: duckdb.DuckDBPyConnection) -> _H
     return _HotDay(path, st.st_ino, data, tail, rows, bad, lines)
 
 
+MAX_ATTEMPTS = 50
+
+
 def compact_day(
     *,
     cold: ColdTier,
     hot: HotTier,
     day: date,
-    index: IdIndex,
+    index: Callable[[], IdIndex],
     connection: duckdb.DuckDBPyConnection,
     quarantine_dir: Path,
     dry_run: bool,
 ) -> DayReport | None:
-    """Merge one day's Parquet and hot lines into one new Parquet file and commit it.
+    """Merge one day's table rows and hot lines and commit them as one Delta version.
 
-    Call with the kind's write lock held. Returns None when the day has nothing new.
+    Call with the kind's write lock held. ``index`` returns the id index up to date with the
+    cold tier. Returns None when the day has nothing new. A commit lost to another compaction
+    (another host) is recomputed on the new version and retried.
     """
+    from deltalake.exceptions import CommitFailedError
+
     started = time.perf_counter()
     kind = cold.kind
     hot_day = _read_hot_day(hot, day, connection)
     if hot_day is None:
         return None
-    manifest = orjson.loads(orjson.dumps(cold.manifest()))
-    entry = manifest["days"].get(day.isoformat(), {"files": [], "hot_file": None, "hot_lines": 0})
-    identity = [hot_day.inode, head_digest(hot_day.data)]
-    claimed = entry.get("hot_lines", 0) if entry.get("hot_file") == identity else 0
-    rows = hot_day.rows.filter(pc.greater_equal(hot_day.rows.column("seq"), claimed)) if claimed else hot_day.rows
-    bad = [b for b in hot_day.bad if b.line > claimed]
-    if hot_day.tail:
-        # We hold the write lock, so no writer of ours is in the middle of this line: it is the
-        # leftover of one that died mid-write. It is kept aside like a malformed line.
-        bad.append(BadLineReport(str(hot_day.path), hot_day.lines + 1, "torn last line (no newline at the end)"))
-    if rows.num_rows == 0 and not bad:
-        # Nothing new: a file without records (empty, blank lines) or the leftover of an
-        # interrupted run whose lines are all in Parquet already.
-        if not dry_run:
-            _remove_hot_file(hot, day, hot_day.path)
-        return None
-    report = DayReport(kind=kind.name, day=day.isoformat(), bytes_in=len(hot_day.data))
-    cold_files = [cold.root / name for name in entry["files"]]
-    cold_rows = (
-        pq.read_table(cold_files).select(schema_for(kind).names).cast(schema_for(kind)).sort_by("seq")
-        if cold_files
-        else schema_for(kind).empty_table()
-    )
-    report.bytes_in += sum(p.stat().st_size for p in cold_files)
-    report.records_in = cold_rows.num_rows + rows.num_rows
-    report.malformed = len(bad)
-    merged = pa.concat_tables([cold_rows, rows.cast(schema_for(kind))])
-    out = _first_copy_per_id(merged, kind.id_field)
-    out = out.set_column(out.schema.get_field_index("seq"), "seq", pa.array(range(out.num_rows), pa.int64()))
-    report.records_out = out.num_rows
-    report.duplicates_dropped = report.records_in - report.records_out
-    if dry_run:
+    identity = (hot_day.inode, head_digest(hot_day.data))
+    for _attempt in range(MAX_ATTEMPTS):
+        seen = cold.version()
+        idx = index()
+        version, dt = cold.state()
+        if dt is None:
+            if not dry_run:
+                cold.create()
+                continue
+        elif not dry_run and seen != ("delta", version):
+            continue  # a commit landed while the index caught up: take both again
+        claimed = int(dt.transaction_version(cold.claim_id(day, identity)) or 0) if dt is not None else 0
+        rows = hot_day.rows.filter(pc.greater_equal(hot_day.rows.column("seq"), claimed)) if claimed else hot_day.rows
+        bad = [b for b in hot_day.bad if b.line > claimed]
+        if hot_day.tail:
+            # We hold the write lock, so no writer of ours is in the middle of this line: it is the
+            # leftover of one that died mid-write. It is kept aside like a malformed line.
+            bad.append(BadLineReport(str(hot_day.path), hot_day.lines + 1, "torn last line (no newline at the end)"))
+        if rows.num_rows == 0 and not bad:
+            # Nothing new: a file without records (empty, blank lines) or the leftover of an
+            # interrupted run whose lines are all in the table already.
+            if not dry_run:
+                _remove_hot_file(hot, day, hot_day.path)
+            return None
+        report = DayReport(kind=kind.name, day=day.isoformat(), bytes_in=len(hot_day.data), base_version=version)
+        cold_rows = cold.read_day(version, dt, day)
+        report.records_in = cold_rows.num_rows + rows.num_rows
+        report.malformed = len(bad)
+        merged = pa.concat_tables([cold_rows, rows.cast(schema_for(kind))])
+        out = _first_copy_per_id(merged, kind.id_field)
+        out = out.set_column(out.schema.get_field_index("seq"), "seq", pa.array(range(out.num_rows), pa.int64()))
+        report.records_out = out.num_rows
+        report.duplicates_dropped = report.records_in - report.records_out
+        if dry_run:
+            report.seconds = round(time.perf_counter() - started, 4)
+            return report
+        shared = _shared_flags(out.column(kind.id_field), idx)
+        if bad:
+            _quarantine(quarantine_dir / kind.name, day, hot_day.inode, hot_day.data + hot_day.tail, bad)
+        crash_point("compaction.merged")
+        try:
+            report.version = cold.replace_day(dt, day, out, shared, (identity, hot_day.lines))
+        except CommitFailedError:
+            continue
+        crash_point("compaction.committed")
+        # The table now claims the hot lines (and a torn tail is in quarantine): the file can go.
+        # A crash before this leaves the claim, so readers never see a record twice.
+        _remove_hot_file(hot, day, hot_day.path)
+        crash_point("compaction.hot_removed")
+        report.bytes_out = cold.day_bytes(report.version, day)
         report.seconds = round(time.perf_counter() - started, 4)
         return report
-    generation = int(manifest.get("generation", 0)) + 1
-    name, size = cold.write_day(day, out, generation)
-    report.bytes_out = size
-    if bad:
-        _quarantine(quarantine_dir / kind.name, day, hot_day.inode, hot_day.data + hot_day.tail, bad)
-    old_files = list(entry["files"])
-    manifest["days"][day.isoformat()] = {
-        "files": [name],
-        "hot_file": identity,
-        "hot_lines": hot_day.lines,
-        "shared_ids": _ids_on_other_days(out.column(kind.id_field), index),
+    raise CompactionError(f"compaction of {kind.name} {day.isoformat()} lost {MAX_ATTEMPTS} commit races in a row; run it again")
+
+
+def convert_legacy(cold: ColdTier) -> int | None:
+    """Commit the previous layout's days into the Delta table as one version, then remove its
+    files. Returns the table version, or None if there was nothing to convert.
+
+    Days the table already holds (other hosts) are merged, the table's rows first (the first
+    committed copy wins). Claims of an interrupted previous-layout compaction become claims.
+    """
+    from deltalake.exceptions import CommitFailedError
+
+    if not cold.legacy_pending():
+        if cold.legacy.root.exists() and cold.legacy_imported():
+            cold.legacy.remove()  # an earlier conversion died before removing the old files
+        return None
+    manifest = cold.legacy.manifest()
+    kind = cold.kind
+    schema = schema_for(kind)
+    claims = {
+        cold.claim_id(date.fromisoformat(token), (int(entry["hot_file"][0]), str(entry["hot_file"][1]))): int(entry["hot_lines"])
+        for token, entry in manifest["days"].items()
+        if entry.get("hot_file")
     }
-    manifest["generation"] = generation
-    cold.commit(manifest)
-    # After the commit the hot lines are claimed by Parquet (and a torn tail is in quarantine);
-    # the file can go, then the claim.
-    _remove_hot_file(hot, day, hot_day.path)
-    manifest["days"][day.isoformat()]["hot_file"] = None
-    manifest["days"][day.isoformat()]["hot_lines"] = 0
-    cold.commit(manifest)
-    for old in old_files:
-        (cold.root / old).unlink(missing_ok=True)
-    report.seconds = round(time.perf_counter() - started, 4)
-    return report
+    new_version: int | None = None
+    for _attempt in range(MAX_ATTEMPTS):
+        version, dt = cold.state()
+        if dt is None:
+            cold.create()
+            continue
+        if dt.transaction_version(LEGACY_IMPORT) is not None:
+            new_version = version  # converted by an earlier run that died before removing the files
+            break
+        days: dict[date, pa.Table] = {}
+        for token, entry in manifest["days"].items():
+            if not entry["files"]:
+                continue
+            day = date.fromisoformat(token)
+            legacy_rows = pq.read_table([cold.legacy.root / n for n in entry["files"]]).select(schema.names).cast(schema).sort_by("seq")
+            merged = _first_copy_per_id(pa.concat_tables([cold.read_day(version, dt, day), legacy_rows]), kind.id_field)
+            days[day] = merged.set_column(merged.schema.get_field_index("seq"), "seq", pa.array(range(merged.num_rows), pa.int64()))
+        flags = _cross_day_flags(cold, version, dt, days)
+        try:
+            new_version = cold.import_legacy(dt, {d: (rows, flags[d]) for d, rows in days.items()}, claims)
+        except CommitFailedError:
+            continue
+        break
+    else:
+        raise CompactionError(f"conversion of {kind.name} lost {MAX_ATTEMPTS} commit races in a row; run it again")
+    crash_point("conversion.committed")
+    cold.legacy.remove()
+    crash_point("conversion.removed")
+    return new_version
+
+
+def _cross_day_flags(cold: ColdTier, version: int, dt: Any, days: dict[date, pa.Table]) -> dict[date, pa.Array]:
+    """``shared`` for the converted days: ids that occur on more than one day of the table."""
+    idc = cold.kind.id_field
+    pairs = [pa.table({"id": t.column(idc), "day": pa.array([d] * t.num_rows, pa.date32())}) for d, t in days.items()]
+    other = [d for d in cold.files(date.min, date.max) if d not in days] if dt is not None else []
+    for d in other:
+        ids = cold.read_day(version, dt, d).column(idc)
+        pairs.append(pa.table({"id": ids, "day": pa.array([d] * len(ids), pa.date32())}))
+    if not pairs:
+        return {}
+    every = pa.concat_tables(pairs)
+    counts = every.group_by("id").aggregate([("day", "count_distinct")])
+    repeated = counts.filter(pc.greater(counts.column("day_count_distinct"), 1)).column("id")
+    return {d: pc.is_in(t.column(idc), value_set=repeated.combine_chunks() if len(repeated) else pa.array([], pa.string()))
+            for d, t in days.items()}
 
 
 def _remove_hot_file(hot: HotTier, day: date, path: Path) -> None:
@@ -220,12 +301,13 @@ def _first_copy_per_id(merged: pa.Table, id_field: str) -> pa.Table:
     return merged.filter(pa.array(keep, pa.bool_()))
 
 
-def _ids_on_other_days(ids: pa.ChunkedArray, index: IdIndex) -> list[str]:
-    """Ids of the day that the index saw more than once: candidates for copies on other days,
-    which reads spanning both days must resolve (the list is small: usually empty)."""
+def _shared_flags(ids: pa.ChunkedArray, index: IdIndex) -> pa.Array:
+    """Per row, whether the id may occur on another day: the index saw it more than once (a
+    superset is harmless: a flag only makes reads check the id across days). Usually all false."""
     if not index.repeated:
-        return []
-    return sorted(record_id for record_id in ids.to_pylist() if digest(record_id) in index.repeated)
+        return pa.array([False] * len(ids), pa.bool_())
+    repeated = index.repeated
+    return pa.array([digest(record_id) in repeated for record_id in ids.to_pylist()], pa.bool_())
 
 
 def _quarantine(folder: Path, day: date, inode: int, data: bytes, bad_lines: list[BadLineReport]) -> None:

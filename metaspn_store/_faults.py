@@ -31,8 +31,17 @@ STEPS: dict[str, str] = {
     "atomic.flushed": "new bytes in the OS page cache, not yet fsynced; target untouched",
     "atomic.fsynced": "temporary file fsynced, not yet renamed; target untouched",
     "atomic.renamed": "temporary file renamed over the target; folder not yet fsynced",
+    # _compactor.compact_day (one day into the Delta table)
+    "compaction.merged": "day merged in memory (quarantine written); no data file, no commit",
+    "compaction.committed": "day committed to the table with the claim of its hot lines; hot file still there",
+    "compaction.hot_removed": "hot file and its saved parse deleted; the next day not started",
+    # _compactor.convert_legacy (the previous layout into the table)
+    "conversion.committed": "previous layout's days committed to the table; its manifest and files still there",
+    "conversion.removed": "previous layout's manifest and files deleted",
 }
 ATOMIC_STEPS = ("atomic.created", "atomic.written", "atomic.flushed", "atomic.fsynced", "atomic.renamed")
+COMPACTION_STEPS = ("compaction.merged", "compaction.committed", "compaction.hot_removed")
+CONVERSION_STEPS = ("conversion.committed", "conversion.removed")
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
@@ -60,4 +69,4 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["ATOMIC_STEPS", "ENV_VAR", "STEPS", "crash_point"]
+__all__ = ["ATOMIC_STEPS", "COMPACTION_STEPS", "CONVERSION_STEPS", "ENV_VAR", "STEPS", "crash_point"]

@@ -99,7 +99,7 @@ class HotTier:
         self.index_source = ""  # "saved" or "built": how this process got its index (diagnostics)
         self._saved_len = 0  # ids in the index when it was last loaded or saved
         self._index_cold: list[str] = []  # the cold files whose ids the index holds
-        self._cold_version: object = None  # the manifest version when that was checked
+        self._cold_version: object = None  # the cold tier's version when that was checked
         self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
@@ -348,7 +348,8 @@ class HotTier:
         return n >= SAVE_MIN_IDS and n - self._saved_len >= max(SAVE_MIN_IDS, self._saved_len // 4)
 
     def _relative(self, paths: list[str]) -> list[str]:
-        return [os.path.relpath(p, self.layout.store_root) for p in paths]
+        # URIs (object storage) are kept as they are: relpath would make them depend on the cwd.
+        return [p if "://" in p else os.path.relpath(p, self.layout.store_root) for p in paths]
 
     def _load_saved_index(self, cold: list[str]) -> bool:
         """Adopt the saved index if it covers exactly these cold files and a prefix of each hot file."""

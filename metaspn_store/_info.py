@@ -3,8 +3,7 @@ bytes, quarantined lines and the last compaction; the saved checkpoints and how 
 
 Read-only. Record counts come from the public ``store.sql()`` views (so they are the records every
 read returns: first write per id, both tiers); days and bytes come from the files on disk. The
-cold tier's on-disk format is read in one place, :func:`cold_tier_files`, so a change of that
-format (a Delta Lake table, say) touches one function.
+cold tier is described by the tier itself (:func:`cold_tier_files`).
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from metaspn_store import BadLineWarning
 
@@ -65,24 +62,9 @@ class WorkspaceInfo:
         return out
 
 
-def cold_tier_files(store_root: Path, kind: str) -> tuple[dict[date, list[Path]], datetime | None]:
-    """The live Parquet files of a kind per day, and when the cold tier last committed (UTC).
-
-    Today the commit point is ``store/cold/<kind>/_manifest.json``; only files it lists are live.
-    """
-    root = store_root / "cold" / kind
-    manifest = root / "_manifest.json"
-    try:
-        data = orjson.loads(manifest.read_bytes())
-        committed = datetime.fromtimestamp(manifest.stat().st_mtime, tz=timezone.utc)
-    except FileNotFoundError:
-        return {}, None
-    files = {
-        date.fromisoformat(day): [root / name for name in entry.get("files", [])]
-        for day, entry in data.get("days", {}).items()
-        if entry.get("files")
-    }
-    return dict(sorted(files.items())), committed
+def cold_tier_files(store: Any, kind: str) -> tuple[dict[date, int], datetime | None]:
+    """Bytes of the cold tier's live data files per day, and when it last committed (UTC)."""
+    return store._cold[kind].summary()  # noqa: SLF001 - the cold tier's format is its own business
 
 
 def hot_days(store_root: Path, kind: str) -> list[date]:
@@ -147,7 +129,7 @@ def workspace_info(store: Any, *, step: Callable[[str], None] | None = None) -> 
     kinds: dict[str, KindInfo] = {}
     for kind in KINDS:
         hot_files = _hot_files(root, kind)
-        cold_files, committed = cold_tier_files(root, kind)
+        cold_files, committed = cold_tier_files(store, kind)
         kind_dir = (root / kind).resolve()
         kinds[kind] = KindInfo(
             hot=TierInfo(
@@ -158,7 +140,7 @@ def workspace_info(store: Any, *, step: Callable[[str], None] | None = None) -> 
             cold=TierInfo(
                 days=[d.isoformat() for d in cold_files],
                 records=counts.get((kind, "cold"), 0),
-                bytes=sum(_size(p) for paths in cold_files.values() for p in paths),
+                bytes=sum(cold_files.values()),
             ),
             quarantined_lines=_quarantined_lines(root, kind),
             unreadable_hot_lines=sum(1 for p in problems if Path(p.path).resolve().parent == kind_dir),

@@ -9,8 +9,9 @@ Layout (identical to metaspn-store 0.1.8 for the hot tier)::
 
 Added by this package (0.1.8 never looks there)::
 
-    WORKSPACE/store/cold/<kind>/_manifest.json        cold tier commit point
-    WORKSPACE/store/cold/<kind>/day=YYYY-MM-DD/part-NNNNNNNN.parquet
+    WORKSPACE/store/cold.json                         cold location and host id (``_cold``)
+    WORKSPACE/store/cold/<kind>/_delta_log/           cold tier: a Delta table per kind (default location)
+    WORKSPACE/store/cold/<kind>/day=YYYY-MM-DD/part-*.parquet
     WORKSPACE/store/quarantine/<kind>/                bad lines set aside by the compactor
     WORKSPACE/store/.index/<kind>.arrow               persisted id index (a cache)
     WORKSPACE/store/.cache/<kind>/YYYY-MM-DD.arrow    saved parse of a hot file (a cache)

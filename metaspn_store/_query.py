@@ -127,10 +127,14 @@ class QueryEngine:
         connection: Callable[[], duckdb.DuckDBPyConnection],
         version: Callable[[], Any] = lambda: 0,
         shared_ids: Callable[[date, date], list[str]] = lambda first, last: [],
+        cold_dataset: Callable[[list[str]], Any] | None = None,
+        local_files: Callable[[], bool] = lambda: True,
         day_bytes: Callable[[date], int] = lambda day: STEP_BYTES,
     ) -> None:
         self._day_bytes = day_bytes
         self.kind = kind
+        self._cold_dataset = cold_dataset
+        self._local_files = local_files
         self._version = version
         self._shared_ids = shared_ids
         self._hot_table = hot_table
@@ -150,8 +154,8 @@ class QueryEngine:
     def _snapshot(self, first: date, last: date, columns: list[str] | None = None) -> _Snapshot:
         """Hot rows and cold files of the days ``first..last`` as one consistent view.
 
-        Hot files are read before the manifest; a compaction committing in between changes the
-        manifest version, and the caller retries, so no day is seen in both tiers or in neither.
+        Hot files are read after the cold version is taken; a compaction committing in between
+        changes the version, and the caller retries, so no day is seen in both tiers or in neither.
         """
         before = self._version()
         hot_parts = []
@@ -165,7 +169,20 @@ class QueryEngine:
         files = [f for day in sorted(cold) for f in cold[day]]
         shared = self._shared_ids(first, last) if files else []
         hot = pa.concat_tables(hot_parts) if hot_parts else None
-        return _Snapshot(hot, files, shared, before)
+        # Local files are read by DuckDB's own Parquet reader (by path); object storage through a
+        # pyarrow dataset on the table's filesystem, which DuckDB scans with filter and projection
+        # pushdown (one day's files only: the request counts are in benchmarks/).
+        dataset = None
+        if files and (self._cold_dataset is not None and not self._local_files()):
+            dataset = self._cold_dataset(files)
+        return _Snapshot(hot, files, shared, before, dataset)
+
+    def _cold_sql(self, snap: _Snapshot, params: dict[str, Any]) -> str:
+        """The relation of the snapshot's cold rows (with a ``day`` DATE column)."""
+        if snap.dataset is not None:
+            return "cold_rows"
+        params["__files"] = snap.files
+        return "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
 
     def _run(
         self,
@@ -198,6 +215,8 @@ class QueryEngine:
                 tables = dict(extra_tables or {})
                 if snap.hot is not None:
                     tables["hot_rows"] = snap.hot
+                if snap.dataset is not None:
+                    tables["cold_rows"] = snap.dataset
                 for name, table in tables.items():
                     con.register(name, table)
                 try:
@@ -205,8 +224,8 @@ class QueryEngine:
                 finally:
                     for name in tables:
                         con.unregister(name)
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                last_error = exc  # a compaction replaced files we listed: read again
+            except (duckdb.IOException, duckdb.InvalidInputException, OSError) as exc:
+                last_error = exc  # a compaction (and a vacuum) replaced files we listed: read again
                 continue
             except duckdb.OutOfMemoryException:
                 raise
@@ -221,7 +240,7 @@ class QueryEngine:
         """SQL listing every id that may have more than one copy in the snapshot, or None.
 
         A day's Parquet holds each id once (the compactor keeps the first copy of the day), so a
-        repeated id has a copy in the hot rows or is listed in the manifest's ``shared_ids``."""
+        repeated id has a copy in the hot rows or is flagged ``shared`` in the cold tier."""
         idc = self.kind.id_field
         parts = []
         if snap.hot is not None:
@@ -244,8 +263,7 @@ class QueryEngine:
         parts = []
         cold = ""
         if snap.files:
-            params["__files"] = snap.files
-            cold = "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+            cold = self._cold_sql(snap, params)
             parts.append(f"SELECT {cols}, day, {TIER_COLD}::TINYINT AS tier FROM {cold}")
         if snap.hot is not None:
             parts.append(f"SELECT {cols}, day, tier FROM hot_rows")
@@ -290,13 +308,16 @@ class QueryEngine:
         con.register(hot_name, snap.hot if snap.hot is not None else empty)
         parts = [f"SELECT {cols}, day, tier FROM {hot_name}"]
         if snap.files:
-            base_dir = str(Path(snap.files[0]).parent.parent)
-            dataset = ds.dataset(
-                snap.files,
-                format="parquet",
-                partitioning=ds.partitioning(pa.schema([("day", pa.date32())]), flavor="hive"),
-                partition_base_dir=base_dir,
-            )
+            if snap.dataset is not None:
+                dataset = snap.dataset
+            else:
+                base_dir = str(Path(snap.files[0]).parent.parent)
+                dataset = ds.dataset(
+                    snap.files,
+                    format="parquet",
+                    partitioning=ds.partitioning(pa.schema([("day", pa.date32())]), flavor="hive"),
+                    partition_base_dir=base_dir,
+                )
             con.register(cold_name, dataset)
             parts.append(f"SELECT {cols}, day, {TIER_COLD}::TINYINT AS tier FROM {cold_name}")
         params: dict[str, Any] = {}
@@ -377,8 +398,7 @@ class QueryEngine:
             params: dict[str, Any] = {}
             cold = ""
             if snap.files:
-                params["__files"] = snap.files
-                cold = "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+                cold = self._cold_sql(snap, params)
             candidates = self._candidates_sql(snap, params, "hot_rows", cold)
             parts = []
             if snap.hot is not None:
@@ -552,6 +572,7 @@ class _Snapshot:
     files: list[str]
     shared: list[str]
     version: Any
+    dataset: Any = None  # the cold files as a pyarrow dataset (object storage), else None
 
 
 _ONE_DAY = timedelta(days=1)

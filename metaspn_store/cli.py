@@ -142,8 +142,9 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _open_existing(workspace: str) -> Any:
-    """Open a workspace that must already exist (opening creates folders, so look first)."""
+def _open_existing(workspace: str, cold: str | None = None) -> Any:
+    """Open a workspace that must already exist (opening creates folders, so look first).
+    ``cold`` sets the workspace's cold location (remembered; credentials from the environment)."""
     from metaspn_store import FileSystemStore
 
     path = Path(workspace)
@@ -152,7 +153,10 @@ def _open_existing(workspace: str) -> Any:
             f"{workspace} is not a metaspn-store workspace (no store/ folder); "
             f"`metaspn-store demo {shlex.quote(workspace)}` creates a sample one"
         )
-    return FileSystemStore(path)
+    try:
+        return FileSystemStore(path, cold=cold)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _print_json(document: Any) -> None:
@@ -397,7 +401,7 @@ def _entity_ref(ref: Any) -> str:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Compact closed days into Parquet; safe to run from cron."""
-    store = _open_existing(args.workspace)
+    store = _open_existing(args.workspace, args.cold)
     report = _compact(
         store, before=args.before, dry_run=args.dry_run, wait=not args.no_wait, progress=_progress_wanted(args)
     )
@@ -405,6 +409,20 @@ def cmd_compact(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         print("\n".join(compaction_summary(report)))
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    """Delete cold data files no table version of the last --retain hours uses."""
+    store = _open_existing(args.workspace)
+    removed = store.vacuum(retain_hours=args.retain, dry_run=args.dry_run)
+    if args.json:
+        _print_json({"dry_run": args.dry_run, "retain_hours": args.retain, "files": removed,
+                     "count": sum(len(v) for v in removed.values())})
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        print("; ".join(f"{kind}: {verb} {len(files)} file(s)" for kind, files in removed.items())
+              + f" older than every version of the last {args.retain} hours")
     return 0
 
 
@@ -618,7 +636,26 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("--dry-run", action="store_true", help="report what would be compacted, change nothing")
     compact.add_argument("--no-wait", action="store_true", help="exit at once if another compaction is running")
     compact.add_argument("--json", action="store_true", help="print one JSON report (for cron logs)")
+    compact.add_argument(
+        "--cold", metavar="URI",
+        help="set the workspace's cold tier once, e.g. s3://bucket/prefix (remembered in store/cold.json; "
+        "credentials come from the AWS_* environment variables)",
+    )
     compact.set_defaults(func=cmd_compact)
+
+    vacuum = sub.add_parser(
+        "vacuum",
+        help="delete cold data files no recent table version uses",
+        description="Delete the Delta tables' data files that no version of the last --retain hours "
+        "references (files replaced by compactions, files of commits that never landed). "
+        "Example: metaspn-store vacuum /srv/workspace --retain 168",
+    )
+    vacuum.add_argument("workspace", help="workspace folder (the one holding store/)")
+    vacuum.add_argument("--retain", type=_at_least(0), default=168, metavar="HOURS",
+                        help="keep files a version of the last HOURS still uses (default: %(default)s)")
+    vacuum.add_argument("--dry-run", action="store_true", help="list what would be removed, change nothing")
+    vacuum.add_argument("--json", action="store_true", help="print one JSON document")
+    vacuum.set_defaults(func=cmd_vacuum)
 
     verify = sub.add_parser(
         "verify",

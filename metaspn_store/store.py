@@ -33,8 +33,8 @@ from metaspn_schemas import EmissionEnvelope, EntityRef, SignalEnvelope
 
 from metaspn_store import _codec
 from metaspn_store._codec import ensure_utc
-from metaspn_store._cold import ColdTier
-from metaspn_store._compactor import CompactionReport, compact_day
+from metaspn_store._cold import AsOf, ColdTier, open_location
+from metaspn_store._compactor import CompactionReport, compact_day, convert_legacy
 from metaspn_store._hot import BadLineWarning, HotTier
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._ipc import replace_atomically
@@ -134,6 +134,11 @@ class FileSystemStore:
       per partition file and call, so it survives a power loss.
     * ``cache_bytes``: memory for parsed hot partitions (LRU); only appended bytes are parsed again.
     * ``threads`` / ``memory_limit``: DuckDB settings of the store's in-memory connections.
+    * ``cold``: where the cold tier's Delta tables live: ``store/cold`` (default) or a URI such as
+      ``s3://bucket/prefix`` shared by several hosts. Remembered in ``store/cold.json``, so later
+      opens need only the workspace path. ``storage_options`` (deltalake / object_store keys such
+      as ``AWS_ENDPOINT_URL``, ``AWS_REGION``) are passed through; only non-secret ones are
+      remembered, credentials come from the environment or the caller each time.
     * ``read_only``: ``True`` never writes anything (no lock files, no saved parses; writes and
       compaction raise :class:`ReadOnlyStoreError`); ``None`` (default) opens read-only exactly
       when the workspace cannot be written, and otherwise creates the folders as 0.1.8 does.
@@ -148,6 +153,8 @@ class FileSystemStore:
         threads: int = 2,
         memory_limit: str = "2GB",
         read_only: bool | None = None,
+        cold: str | Path | None = None,
+        storage_options: dict[str, str] | None = None,
     ) -> None:
         if durability not in ("flush", "fsync"):
             raise ValueError(f"durability must be 'flush' or 'fsync', got {durability!r}")
@@ -174,21 +181,11 @@ class FileSystemStore:
             )
             for kind in (SIGNALS, EMISSIONS)
         }
-        self._cold = {kind.name: ColdTier(self._layout, kind) for kind in (SIGNALS, EMISSIONS)}
+        self._cold_location = open_location(self._layout, cold, storage_options, remember=not self.read_only)
+        self.cold_uri = self._cold_location.uri
+        self._cold = {kind.name: ColdTier(self._layout, kind, self._cold_location) for kind in (SIGNALS, EMISSIONS)}
         self._compact_lock = ProcessLock(self._layout.lock_file("compact"))
-        self._engines = {
-            kind.name: QueryEngine(
-                kind,
-                hot_table=partial(self._hot_table, kind),
-                hot_days=self._hot[kind.name].days,
-                cold_files=partial(self._cold_files, kind),
-                connection=self._connection,
-                version=self._cold[kind.name].version,
-                shared_ids=self._cold[kind.name].shared_ids,
-                day_bytes=partial(self._day_bytes, kind),
-            )
-            for kind in (SIGNALS, EMISSIONS)
-        }
+        self._engines = {kind.name: self._engine(kind, self._cold[kind.name]) for kind in (SIGNALS, EMISSIONS)}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -242,32 +239,70 @@ class FileSystemStore:
             self._local.pid = os.getpid()
         return con
 
+    def _engine(self, kind: Kind, cold: ColdTier, *, with_hot: bool = True) -> QueryEngine:
+        """The query engine of a kind over ``cold`` and (unless pinned to a table version) the
+        hot tier."""
+        return QueryEngine(
+            kind,
+            hot_table=partial(self._hot_table, kind) if with_hot else (lambda day: None),
+            hot_days=self._hot[kind.name].days if with_hot else (lambda: []),
+            cold_files=cold.files,
+            connection=self._connection,
+            version=cold.version,
+            shared_ids=cold.shared_ids,
+            cold_dataset=cold.dataset,
+            local_files=cold.local_files,
+            day_bytes=partial(self._day_bytes, kind, cold),
+        )
+
+    def _engine_as_of(self, kind: Kind, as_of: AsOf) -> QueryEngine:
+        """``as_of`` given: the cold table as it was at that version or timestamp, without the
+        hot tier (hot files are not versioned; a rerun must see the same rows)."""
+        if as_of is None:
+            return self._engines[kind.name]
+        if not isinstance(as_of, (int, datetime)) or isinstance(as_of, bool):
+            raise TypeError(f"as_of must be a table version (int) or a datetime, got {type(as_of).__name__}")
+        if isinstance(as_of, datetime):
+            as_of = ensure_utc(as_of)
+        return self._engine(kind, ColdTier(self._layout, kind, self._cold_location, as_of=as_of), with_hot=False)
+
     def _cold_files(self, kind: Kind, first: date, last: date) -> dict[date, list[str]]:
-        """Parquet files per day of the cold tier, as the manifest lists them."""
+        """Data files per day of the cold tier (the Delta table's current version)."""
         return self._cold[kind.name].files(first, last)
 
-    def _day_bytes(self, kind: Kind, day: date) -> int:
+    def _day_bytes(self, kind: Kind, cold: ColdTier, day: date) -> int:
         """About how much data a day holds, in JSONL bytes (Parquet counts ten times its size):
         how replays decide how many days to read at once."""
-        total = 0
-        for path in [str(self._layout.hot_file(kind, day)), *self._cold_files(kind, day, day).get(day, [])]:
-            try:
-                size = os.stat(path).st_size
-            except OSError:
-                continue
-            total += size if path.endswith(".jsonl") else 10 * size
+        total = 10 * cold.day_bytes(-1, day)
+        try:
+            total += os.stat(self._layout.hot_file(kind, day)).st_size
+        except OSError:
+            pass
         return total
 
     def _hot_table(self, kind: Kind, day: date) -> pa.Table | None:
-        """Hot rows of a day that the cold tier does not already hold (read before the manifest)."""
+        """Hot rows of a day that the cold tier does not already hold (read before the table)."""
         hot = self._hot[kind.name]
         table = hot.table(day)
         if table is None or table.num_rows == 0:
             return table
-        claimed = self._cold[kind.name].claimed_hot_lines(day)
-        if claimed is not None and claimed[0] == hot.identity(day):
-            table = table.filter(pc.greater_equal(table.column("seq"), claimed[1]))
+        claimed = self._cold[kind.name].claimed_hot_lines(day, hot.identity(day))
+        if claimed:
+            table = table.filter(pc.greater_equal(table.column("seq"), claimed))
         return table
+
+    def _cold_scan(self, kind: Kind, files: list[str], select: str, params: dict[str, Any], *, where: str = "true") -> pa.Table:
+        """``SELECT {select} FROM <these cold files> WHERE {where}`` (the table's columns plus ``day``)."""
+        cold = self._cold[kind.name]
+        con = self._connection()
+        if cold.local_files():
+            source = "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+            return con.sql(f"SELECT {select} FROM {source} WHERE {where}", params={**params, "__files": files}).to_arrow_table()  # noqa: S608
+        con.register("__cold_scan", cold.dataset(files))
+        try:
+            return con.sql(f"SELECT {select} FROM __cold_scan WHERE {where}", params=params or None).to_arrow_table()  # noqa: S608
+        finally:
+            con.unregister("__cold_scan")
 
     def _id_index(self, kind: Kind) -> IdIndex:
         """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
@@ -285,21 +320,23 @@ class FileSystemStore:
         by_day: dict[date, list[str]] = {}
         for day, path in files:
             by_day.setdefault(day, []).append(path)
-        con = self._connection()
         parts = []
         for day, paths in by_day.items():
             parts.append(
-                con.sql(
-                    f"SELECT md5_number_upper({kind.id_field}) AS hi, md5_number_lower({kind.id_field}) AS lo, "  # noqa: S608
-                    f"{code_for(day, TIER_COLD)}::UINTEGER AS code FROM read_parquet($files)",
-                    params={"files": paths},
-                ).to_arrow_table()
+                self._cold_scan(
+                    kind, paths,
+                    f"md5_number_upper({kind.id_field}) AS hi, md5_number_lower({kind.id_field}) AS lo, "
+                    f"{code_for(day, TIER_COLD)}::UINTEGER AS code",
+                    {},
+                )
             )
         return pa.concat_tables(parts)
 
     # ------------------------------------------------------------------ analysis
 
-    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+    def sql(
+        self, query: str, params: dict[str, Any] | list[Any] | None = None, *, as_of: AsOf = None
+    ) -> duckdb.DuckDBPyRelation:
         """Run SQL over the views ``signals`` and ``emissions`` (both tiers, first write per id).
 
         Views are refreshed on every call (a snapshot of the hot files plus the Parquet the
@@ -313,7 +350,12 @@ class FileSystemStore:
         Read-only and confined to the views (``_sandbox``): SQL that reads or writes files,
         attaches database files, installs or loads extensions or changes settings raises
         :class:`QueryError`; tables it creates live in memory only.
+
+        ``as_of`` (a cold table version, or a datetime: the version current then) reads the cold
+        tier as it was then and leaves the hot tier out, so a rerun gives the same answer
+        (``cold_versions()`` lists the versions; ``vacuum`` may remove old ones).
         """
+        engines = {kind.name: self._engine_as_of(kind, as_of) for kind in (SIGNALS, EMISSIONS)}
         # One locked connection per thread and process; if the views cannot be re-created on it
         # (user SQL made a table of that name), a fresh one replaces it.
         for attempt in range(2):
@@ -324,7 +366,7 @@ class FileSystemStore:
                 self._local.analysis_pid = os.getpid()
             try:
                 for kind in (SIGNALS, EMISSIONS):
-                    self._engines[kind.name].register_view(con, kind.name)
+                    engines[kind.name].register_view(con, kind.name)
             except duckdb.Error as exc:
                 if attempt:
                     raise QueryError(f"could not create the analysis views: {exc}") from exc
@@ -343,11 +385,12 @@ class FileSystemStore:
         sources: list[str] | None = None,
         payload_types: list[str] | None = None,
         entity_ref: EntityRef | None = None,
+        as_of: AsOf = None,
     ) -> pa.Table:
         """Signals in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order), with
-        the columns of the ``signals`` SQL view."""
+        the columns of the ``signals`` SQL view. ``as_of``: as in :meth:`sql`."""
         flt = self._signal_filter(entity_ref=entity_ref, sources=sources, payload_types=payload_types)
-        return self._engines["signals"].select(start, end, flt, order="timestamp, day, tier, seq", columns=ANALYSIS_COLUMNS["signals"])
+        return self._engine_as_of(SIGNALS, as_of).select(start, end, flt, order="timestamp, day, tier, seq", columns=ANALYSIS_COLUMNS["signals"])
 
     def read_emissions(
         self,
@@ -356,10 +399,12 @@ class FileSystemStore:
         *,
         emission_types: list[str] | None = None,
         entity_ref: EntityRef | None = None,
+        as_of: AsOf = None,
     ) -> pa.Table:
-        """Emissions in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order)."""
+        """Emissions in ``[start, end]`` as a ``pyarrow.Table`` in (timestamp, append order).
+        ``as_of``: as in :meth:`sql`."""
         flt = self._emission_filter(entity_ref=entity_ref, emission_types=emission_types)
-        return self._engines["emissions"].select(
+        return self._engine_as_of(EMISSIONS, as_of).select(
             start, end, flt, order="timestamp, day, tier, seq", columns=ANALYSIS_COLUMNS["emissions"]
         )
 
@@ -424,24 +469,25 @@ class FileSystemStore:
                 for kind in (SIGNALS, EMISSIONS):
                     hot = self._hot[kind.name]
                     cold = self._cold[kind.name]
+                    if not dry_run:
+                        convert_legacy(cold)
                     days = [d for d in hot.days() if d < cutoff]
                     for day in days:
                         with hot.write_lock.hold():
-                            index = self._id_index(kind)
                             day_report = compact_day(
                                 cold=cold,
                                 hot=hot,
                                 day=day,
-                                index=index,
+                                index=partial(self._id_index, kind),
                                 connection=self._connection(),
                                 quarantine_dir=self._layout.store_root / "quarantine",
                                 dry_run=dry_run,
                             )
-                            hot.cold_changed_here(self._cold_paths(kind), cold.version())
+                            if day_report is not None and day_report.version == day_report.base_version + 1:
+                                # Only our commit changed the table: the index stays valid.
+                                hot.cold_changed_here(self._cold_paths(kind), cold.version())
                         if day_report is not None:
                             report.days.append(day_report)
-                    if not dry_run:
-                        cold.remove_unlisted()
         except StoreLockedError:
             report.skipped = "another compaction is running on this workspace"
         except OSError as exc:
@@ -452,6 +498,34 @@ class FileSystemStore:
             ) from exc
         report.seconds = round(time.perf_counter() - started, 4)
         return report
+
+    def vacuum(self, *, retain_hours: int = 168, dry_run: bool = False) -> dict[str, list[str]]:
+        """Delete the cold tables' data files that no version of the last ``retain_hours`` uses
+        (files replaced by compactions, and files of commits that never landed).
+
+        Reads ``as_of`` a version older than ``retain_hours`` may fail afterwards; readers of
+        newer versions are unaffected. A workspace still in the previous layout is converted
+        first. Returns the removed (or, with ``dry_run``, removable) files per kind.
+        """
+        if retain_hours < 0:
+            raise ValueError(f"retain_hours must be >= 0, got {retain_hours}")
+        if not dry_run:
+            self._writable("vacuum")
+        out: dict[str, list[str]] = {}
+        with self._compact_lock.hold():
+            for kind in (SIGNALS, EMISSIONS):
+                cold = self._cold[kind.name]
+                if not dry_run:
+                    convert_legacy(cold)
+                out[kind.name] = cold.vacuum(retain_hours, dry_run=dry_run)
+        return out
+
+    def cold_versions(self, kind: Literal["signals", "emissions"] = "signals") -> list[dict[str, Any]]:
+        """The cold table's commits, newest first (``version``, ``timestamp`` in ms, operation
+        and the store's metadata): the values ``as_of`` accepts."""
+        if kind not in ("signals", "emissions"):
+            raise ValueError(f"kind must be 'signals' or 'emissions', got {kind!r}")
+        return self._cold[kind].history()
 
     def _location(self, kind: Kind, code: int, record_id: str) -> Path:
         """Where the first record of an id lives now (only asked for duplicates).
@@ -468,11 +542,8 @@ class FileSystemStore:
         if files:
             if not hot_path.exists():
                 return cold_path
-            found = self._connection().sql(
-                f"SELECT count(*) FROM read_parquet($files) WHERE {kind.id_field} = $id",  # noqa: S608
-                params={"files": files, "id": record_id},
-            ).fetchall()
-            if found[0][0]:
+            found = self._cold_scan(kind, files, "count(*) AS n", {"id": record_id}, where=f"{kind.id_field} = $id")
+            if found.column("n")[0].as_py():
                 return cold_path
         return hot_path
 

@@ -252,7 +252,7 @@ def test_compact_bad_date_is_a_usage_error(tmp_path: Path) -> None:
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr == (
         "usage: metaspn-store compact [-h] [--before YYYY-MM-DD] [--dry-run]\n"
-        "                             [--no-wait] [--json]\n"
+        "                             [--no-wait] [--json] [--cold URI]\n"
         "                             workspace\n"
         "metaspn-store compact: error: argument --before: expected a day as YYYY-MM-DD, got 'not-a-date'\n"
     )

@@ -145,6 +145,7 @@ def test_analysis_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         "top recommendation candidates",
         "outcome funnel (API and SQL agree)",
         "calibration by score decile",
+        "cold signals per day as of a pinned table version",
     ):
         assert f"{title}\n" in printed, title
     assert got["top"][0] in printed
