@@ -516,12 +516,22 @@ class ColdTier:
             self._dt = None
 
     def day_bytes(self, version: int, day: date) -> int:
-        """Bytes of the day's data files at ``version``."""
-        version_now, dt = self._state()
-        if dt is None:
-            return 0
-        adds = self._adds(version_now, dt)
-        return sum(s for s, d in zip(adds.column("size").to_pylist(), adds.column("day").to_pylist(), strict=True) if d == day)
+        """Bytes of the day's data files in the table's current version (callers pass the version
+        they expect; replays ask once per day, so the sizes of all days are summed once per
+        version)."""
+        with self._lock:
+            version_now, dt = self._state()
+            if dt is None:
+                return 0
+
+            def compute() -> dict[date, int]:
+                adds = self._adds(version_now, dt)
+                sizes: dict[date, int] = {}
+                for size, when in zip(adds.column("size").to_pylist(), adds.column("day").to_pylist(), strict=True):
+                    sizes[when] = sizes.get(when, 0) + size
+                return sizes
+
+            return int(self._cached(version_now, "day_bytes", compute).get(day, 0))
 
     def vacuum(self, retain_hours: int | None, *, dry_run: bool) -> list[str]:
         """Delete data files no version within ``retain_hours`` uses (Delta's vacuum)."""
