@@ -80,7 +80,11 @@ READ_OPS = ("replay", "top_candidates", "outcome_buckets", "recent_by_entity", "
 # The *_fsync variants run the new package with durability="fsync"; 0.1.8 has no such mode and
 # runs its ordinary writes there, so the row shows each mode next to 0.1.8's only mode.
 WRITE_OPS = ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync", "open_first_write")
-ALL_OPS = (*READ_OPS, *WRITE_OPS, "compact")
+# Writes into a populated store after one untimed warm-up write (which loads or builds the id
+# index): the new package on the compacted copy of the workspace, 0.1.8 on its JSONL copy.
+COMPACTED_WRITE_OPS = ("write_single_compacted", "write_batch_compacted")
+ALL_OPS = (*READ_OPS, *WRITE_OPS, "compact", *COMPACTED_WRITE_OPS)
+SIMPLE_WRITE_OPS = ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync")
 
 LABELS = {
     "replay": "full replay to envelopes",
@@ -94,6 +98,8 @@ LABELS = {
     "write_batch_fsync": "batch writes, durability=fsync",
     "open_first_write": "open + first write (id index)",
     "compact": "compaction",
+    "write_single_compacted": "after compaction: single writes",
+    "write_batch_compacted": "after compaction: batch writes",
 }
 # Reference cost in "passes over every signal", to predict its time before running it.
 REF_PASSES = {
@@ -110,8 +116,10 @@ TARGETS = {
     "top_candidates": 100,
     "outcome_buckets": 100,
     "recent_by_entity": 100,
-    "write_batch": 7,
-    "write_single": 2,
+    "write_batch": 10,
+    "write_single": 2.5,
+    "write_batch_compacted": 10,
+    "write_single_compacted": 2.5,
     "open_first_write": 10,
 }
 PARQUET_TARGETS = {"top_candidates": 200, "outcome_buckets": 200}
@@ -254,7 +262,7 @@ def measure(
             scratch = CACHE / "tmp" / f"{impl.key}-{spec['op']}-{index}"
             _copy_workspace(fresh_copy_of, scratch)
             run_spec["workspace"] = str(scratch)
-        elif spec["op"] in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
+        elif spec["op"] in SIMPLE_WRITE_OPS:
             scratch = CACHE / "tmp" / f"{impl.key}-{spec['op']}-{index}"
             if scratch.exists():
                 shutil.rmtree(scratch)
@@ -472,7 +480,7 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
         "(the two sides alternate per operation, so machine load hits both alike)"
     )
     for op in ops:
-        if op == "compact":
+        if op == "compact" or op in COMPACTED_WRITE_OPS:
             continue
         for key in sides:
             impl = impls[key]
@@ -491,7 +499,7 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
                     )
                     log(f"  {impl.label:>5} {op:<18} skipped (estimated {fmt_time(estimate)})")
                     continue
-            if op in ("write_single", "write_batch", "write_single_fsync", "write_batch_fsync"):
+            if op in SIMPLE_WRITE_OPS:
                 spec["n"] = size.single_writes if op.startswith("write_single") else size.batch_writes
                 results[key][op] = measure(impl, spec, repeat=repeat, timeout=timeout)
             elif op == "open_first_write" and is_ref:
@@ -526,7 +534,8 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
             if is_ref and op == "replay" and results[key][op].status == "ok":
                 per_record = (results[key][op].median() or 0) / max(1, meta["signals"])
 
-    if "new" in sides and "compact" in ops:
+    compacted_writes = [op for op in ops if op in COMPACTED_WRITE_OPS]
+    if "new" in sides and ("compact" in ops or compacted_writes):
         impl = impls["new"]
         if not has_compact(impl):
             log("new package has no FileSystemStore.compact(): skipping compaction")
@@ -542,6 +551,24 @@ def compare(args: argparse.Namespace, impls: dict[str, Impl]) -> tuple[str, dict
                 keep_last_copy_at=compacted_at,
             )
             if compaction.status == "ok":
+                for op in compacted_writes:
+                    for key in sides:
+                        is_ref = key == "ref"
+                        spec = {
+                            "op": op,
+                            "workspace": "",
+                            "warm": False,
+                            "sample_path": str(SAMPLE),
+                            "n": size.single_writes if op.startswith("write_single") else size.batch_writes,
+                            **base,
+                        }
+                        results[key][op] = measure(
+                            impls[key],
+                            spec,
+                            repeat=args.ref_repeat if is_ref else args.repeat,
+                            timeout=args.ref_timeout if is_ref else args.new_timeout,
+                            fresh_copy_of=pristine if is_ref else compacted_at,
+                        )
                 for op in ops:
                     if op in READ_OPS:
                         spec = {"op": op, "workspace": str(compacted_at), "warm": True, **base}
@@ -569,6 +596,13 @@ def _op_label(op: str, size: Size, meta: dict[str, Any], first_write_meta: dict[
     label = LABELS[op]
     if op == "replay":
         return f"{label} ({meta['signals']:,} signals)"
+    if op in COMPACTED_WRITE_OPS:
+        what = (
+            f"{size.single_writes:,} × write_signal"
+            if op.startswith("write_single")
+            else f"write_signals of {size.batch_writes:,}"
+        )
+        return f"{label} ({what} after one warm-up write; 0.1.8 on the same JSONL)"
     if op.startswith("write_single"):
         return f"{label} ({size.single_writes:,} × write_signal, fresh workspace)"
     if op.startswith("write_batch"):

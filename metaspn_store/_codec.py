@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -446,80 +447,108 @@ def encode_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes]:
 
 def _fast_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes] | None:
     """The line of a plain envelope, or None when the general path must decide."""
-    if kind is SIGNALS:
-        if type(envelope) is not SignalEnvelope:
+    return (_fast_signal_line if kind is SIGNALS else _fast_emission_line)(envelope)
+
+
+def fast_encoder(kind: Kind) -> Callable[[Any], tuple[str, date, bytes] | None]:
+    """The shortcut of :func:`encode_line` for one kind: ``(id, UTC day, line)`` of a plain
+    envelope, or None (or an exception) when :func:`encode_line` must decide. Batch writers call
+    it once per record and :func:`encode_line` only when it declines."""
+    return _fast_signal_line if kind is SIGNALS else _fast_emission_line
+
+
+def _fast_refs(entity_refs: Any) -> list[dict[str, Any]] | None:
+    """The rendered refs of a plain ref list (tuple or list of exact EntityRefs with str/None
+    fields), or None."""
+    if type(entity_refs) is not tuple and type(entity_refs) is not list:
+        return None
+    refs = []
+    cache_get = _REF_CACHE.get
+    for ref in entity_refs:
+        if type(ref) is not EntityRef:
             return None
-        record_id = envelope.signal_id
-        source = envelope.source
-        payload_type = envelope.payload_type
-        if type(source) is not str or type(payload_type) is not str:
-            return None
-    else:
-        if type(envelope) is not EmissionEnvelope:
-            return None
-        record_id = envelope.emission_id
-        emission_type = envelope.emission_type
-        caused_by = envelope.caused_by
-        if type(emission_type) is not str or type(caused_by) is not str:
-            return None
+        ref_dict = cache_get(ref)
+        if ref_dict is None:
+            ref_dict = _plain_ref_dict(ref)
+            if ref_dict is None:
+                return None  # a field of another type: the general path refuses it
+            if len(_REF_CACHE) < 100_000:
+                _REF_CACHE[ref] = ref_dict
+        refs.append(ref_dict)
+    return refs
+
+
+def _fast_trace(trace: Any) -> dict[str, Any] | None:
+    """The rendered trace of an exact TraceContext with plain fields, or None."""
+    if type(trace) is not TraceContext or not _FAST_TRACE:
+        return None
+    try:
+        _check_fields(trace, _TRACE_TYPES, "", "trace")
+    except InvalidRecordError:
+        return None
+    caused = trace.caused_by
+    redactions = trace.redactions
+    out = {
+        "trace_id": trace.trace_id,
+        "caused_by": list(caused) if type(caused) is tuple else caused,
+        "provenance": trace.provenance,
+        "redactions": list(redactions) if type(redactions) is tuple else redactions,
+        "metadata": trace.metadata,
+        "privacy_mode": trace.privacy_mode,
+        "schema_version": trace.schema_version,
+    }
+    return out if _plain_dict(out) else None
+
+
+# The two shortcuts below check exact types only (subclasses, tuples where lists belong, NaN,
+# ... take the general path) and build the record dict once for orjson; what they accept is
+# rendered byte for byte as the general path renders it (tests/test_encode_equivalence.py).
+def _fast_signal_line(
+    envelope: Any,
+    _cls: Any = SignalEnvelope,
+    _dt: Any = datetime,
+    _utc: Any = UTC,
+    _plain_dict: Callable[[Any], bool] = _plain_dict,
+    _plain: Callable[[Any], bool] = _plain,
+    _dumps: Callable[..., bytes] = orjson.dumps,
+    _options: int = _FAST_LINE_OPTIONS,
+) -> tuple[str, date, bytes] | None:
+    if type(envelope) is not _cls:
+        return None
+    record_id = envelope.signal_id
+    source = envelope.source
+    payload_type = envelope.payload_type
     version = envelope.schema_version
     ts = envelope.timestamp
-    if type(record_id) is not str or not record_id or type(version) is not str or not version:
+    if (
+        type(record_id) is not str
+        or not record_id
+        or type(source) is not str
+        or type(payload_type) is not str
+        or type(version) is not str
+        or not version
+        or type(ts) is not _dt
+    ):
         return None
-    if type(ts) is not datetime:
-        return None
-    if ts.tzinfo is not UTC:
+    if ts.tzinfo is not _utc:
         ts = ensure_utc(ts)
-    refs: list[dict[str, Any]] = []
     entity_refs = envelope.entity_refs
-    if entity_refs:
-        if type(entity_refs) is not tuple and type(entity_refs) is not list:
-            return None
-        cache_get = _REF_CACHE.get
-        for ref in entity_refs:
-            if type(ref) is not EntityRef:
-                return None
-            ref_dict = cache_get(ref)
-            if ref_dict is None:
-                ref_dict = _plain_ref_dict(ref)
-                if ref_dict is None:
-                    return None  # a field of another type: the general path refuses it
-                if len(_REF_CACHE) < 100_000:
-                    _REF_CACHE[ref] = ref_dict
-            refs.append(ref_dict)
+    refs = _fast_refs(entity_refs) if entity_refs else []
+    if refs is None:
+        return None
     trace = envelope.trace
     if trace is not None:
-        if type(trace) is not TraceContext or not _FAST_TRACE:
-            return None
-        try:
-            _check_fields(trace, _TRACE_TYPES, "", "trace")
-        except InvalidRecordError:
-            return None
-        caused = trace.caused_by
-        redactions = trace.redactions
-        trace = {
-            "trace_id": trace.trace_id,
-            "caused_by": list(caused) if type(caused) is tuple else caused,
-            "provenance": trace.provenance,
-            "redactions": list(redactions) if type(redactions) is tuple else redactions,
-            "metadata": trace.metadata,
-            "privacy_mode": trace.privacy_mode,
-            "schema_version": trace.schema_version,
-        }
-        if not _plain_dict(trace):
+        trace = _fast_trace(trace)
+        if trace is None:
             return None
     payload = envelope.payload
-    t = type(payload)
-    if t is dict:
-        if not _plain_dict(payload):
-            return None
-    elif not _plain(payload):
+    if not (_plain_dict(payload) if type(payload) is dict else _plain(payload)):
         return None
-    if kind is SIGNALS:
-        raw = envelope.raw
-        if raw is not None and (type(raw) is not dict or not _plain_dict(raw)):
-            return None
-        record = {
+    raw = envelope.raw
+    if raw is not None and (type(raw) is not dict or not _plain_dict(raw)):
+        return None
+    line = _dumps(
+        {
             "signal_id": record_id,
             "timestamp": ts,
             "source": source,
@@ -529,9 +558,55 @@ def _fast_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes] | None:
             "entity_refs": refs,
             "trace": trace,
             "raw": raw,
-        }
-    else:
-        record = {
+        },
+        option=_options,
+    )
+    return record_id, ts.date(), line
+
+
+def _fast_emission_line(
+    envelope: Any,
+    _cls: Any = EmissionEnvelope,
+    _dt: Any = datetime,
+    _utc: Any = UTC,
+    _plain_dict: Callable[[Any], bool] = _plain_dict,
+    _plain: Callable[[Any], bool] = _plain,
+    _dumps: Callable[..., bytes] = orjson.dumps,
+    _options: int = _FAST_LINE_OPTIONS,
+) -> tuple[str, date, bytes] | None:
+    if type(envelope) is not _cls:
+        return None
+    record_id = envelope.emission_id
+    emission_type = envelope.emission_type
+    caused_by = envelope.caused_by
+    version = envelope.schema_version
+    ts = envelope.timestamp
+    if (
+        type(record_id) is not str
+        or not record_id
+        or type(emission_type) is not str
+        or type(caused_by) is not str
+        or type(version) is not str
+        or not version
+        or type(ts) is not _dt
+    ):
+        return None
+    if ts.tzinfo is not _utc:
+        ts = ensure_utc(ts)
+    entity_refs = envelope.entity_refs
+    refs = _fast_refs(entity_refs) if entity_refs else []
+    if refs is None:
+        return None
+    trace = envelope.trace
+    if trace is not None:
+        trace = _fast_trace(trace)
+        if trace is None:
+            return None
+    payload = envelope.payload
+    if not (_plain_dict(payload) if type(payload) is dict else _plain(payload)):
+        return None
+    line = _dumps(
+        {
             "emission_id": record_id,
             "timestamp": ts,
             "emission_type": emission_type,
@@ -540,8 +615,10 @@ def _fast_line(kind: Kind, envelope: Any) -> tuple[str, date, bytes] | None:
             "schema_version": version,
             "trace": trace,
             "entity_refs": refs,
-        }
-    return record_id, ts.date(), orjson.dumps(record, option=_FAST_LINE_OPTIONS)
+        },
+        option=_options,
+    )
+    return record_id, ts.date(), line
 
 
 def _too_deep(label: str) -> InvalidRecordError:
@@ -825,6 +902,7 @@ __all__ = [
     "EnvelopeBuilder",
     "encode",
     "encode_line",
+    "fast_encoder",
     "dumps_line",
     "row_from_envelope",
     "rows_to_table",

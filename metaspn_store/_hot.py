@@ -103,9 +103,12 @@ class HotTier:
         self._indexed: dict[date, _Seen] = {}  # day -> how far its hot file is indexed
         self._stats: dict[date, tuple[int, int]] = {}  # day -> (inode, size) seen under the lock
         self._fds: dict[date, tuple[int, int]] = {}  # day -> (append fd, inode)
+        self._paths: dict[date, Path] = {}  # day -> its hot file's path (computed once)
         self._dir_mtime: int = -1
         self._last_scan: int = 0
         self._generation: int | None = None  # the lock file's append generation we last saw
+        self._cold_generation: int | None = None  # the lock file's cold generation we last checked
+        self._last_cold_check: int = 0  # when the cold tier's version was last asked
         self._last_sweep: int = 0  # when every hot file was last checked for appends
         self._known_files: dict[date, Path] = {}
 
@@ -298,6 +301,8 @@ class HotTier:
         cold_ids: Callable[[], pa.Table | None],
         cold_files: Callable[[], list[str]],
         cold_version: Callable[[], object],
+        *,
+        cold_private: bool = False,
     ) -> IdIndex:
         """The id index, brought up to date with every complete line on disk.
 
@@ -307,25 +312,49 @@ class HotTier:
         changed the cold tier (a compaction), the index is built again: lines it moved to Parquet
         may never have been seen here. The index is saved again when it has grown by a quarter
         (at least SAVE_MIN_IDS ids) or an open read RESAVE_BYTES.
+
+        ``cold_private``: only this workspace's compactions change the cold tier (its default
+        location), and they announce it in the lock file (:meth:`cold_changing`), so the table's
+        version is asked only when that cold generation moved, and once a second as a safety
+        net; a shared or remote table is asked at every call.
         """
-        version = cold_version()
+        now = time.time_ns()
+        cold_generation = self.write_lock.cold_generation()
         fresh = self._index is None
-        if fresh or version != self._cold_version:
-            cold = self._relative(cold_files())
-            if fresh and self._load_saved_index(cold):
-                self.index_source = "saved"
-            elif fresh or cold != self._index_cold:
-                self._build_index(cold_ids)
-                self.index_source = "built"
-                self._saved_len = 0
-                fresh = False
-            self._index_cold = cold
-            self._cold_version = version
-        read = self._refresh_index()
+        cold_moved = cold_generation != self._cold_generation
+        if fresh or cold_moved or not cold_private or now - self._last_cold_check > _SWEEP_NS:
+            self._last_cold_check = now
+            version = cold_version()
+            if fresh or version != self._cold_version:
+                cold = self._relative(cold_files())
+                if fresh and self._load_saved_index(cold):
+                    self.index_source = "saved"
+                elif fresh or cold != self._index_cold:
+                    self._build_index(cold_ids)
+                    self.index_source = "built"
+                    self._saved_len = 0
+                    fresh = False
+                self._index_cold = cold
+                self._cold_version = version
+            self._cold_generation = cold_generation
+        read = self._refresh_index(now, force=cold_moved)
         assert self._index is not None
         if (fresh and read >= RESAVE_BYTES) or self._grown():
             self._save_index()
         return self._index
+
+    def cold_changing(self) -> None:
+        """A compaction in this process is about to change the cold tier (call under write_lock,
+        before anything is committed): every other writer asks the table again at its next write,
+        and so does this one (see :meth:`cold_changed_here`). Announced first, so a compactor
+        killed after its commit has announced it already."""
+        self.write_lock.bump_cold_generation()
+        self._cold_generation = None
+
+    def recheck_cold(self) -> None:
+        """Ask the cold tier's version at the next :meth:`index` (a compaction here did not keep
+        the index in step with it)."""
+        self._cold_generation = None
 
     def cold_changed_here(self, cold_files: list[str], cold_version: object) -> None:
         """This process's compactor committed a day (call under write_lock): the index still
@@ -334,6 +363,10 @@ class HotTier:
         if self._index is not None:
             self._index_cold = self._relative(cold_files)
             self._cold_version = cold_version
+            self._cold_generation = self.write_lock.cold_generation()
+        # The compaction removed hot files: list the folder and check every file at the next
+        # refresh (cached descriptors and sizes of removed files are dropped there).
+        self._generation = None
 
     def persist_index(self) -> None:
         """Save the index if it grew since it was loaded or saved (call under write_lock)."""
@@ -424,7 +457,6 @@ class HotTier:
         cold = cold_ids()
         if cold is not None and cold.num_rows:
             parts.append(cold)
-        con = self._connection()
         ids: list[pa.ChunkedArray] = []
         codes: list[pa.Array] = []
         for day in files:
@@ -438,11 +470,15 @@ class HotTier:
                 ids.append(table.column(self.kind.id_field))
                 n = table.num_rows
                 codes.append(pa.Array.from_buffers(pa.uint32(), n, [None, pa.py_buffer(array("I", [code_for(day, TIER_HOT)]) * n)]))
+        # No connection for an empty store (opening one costs about 20 ms of a first write).
+        con = self._connection() if ids or parts else None
         if ids:
+            assert con is not None
             parts.append(_digests(con, pa.chunked_array([c for col in ids for c in col.chunks], pa.string()),
                                   pa.chunked_array(codes, pa.uint32())))
         index = IdIndex()
         if parts:
+            assert con is not None
             combined = pa.concat_tables([p.select(["hi", "lo", "code"]).cast(_IDS_SCHEMA) for p in parts])
             # First write wins (_rules): the smallest code is the earliest (day, tier).
             con.register("id_digests", combined)
@@ -458,31 +494,35 @@ class HotTier:
         self._index = index
         self._indexed = stats
 
-    def _refresh_index(self) -> int:
+    def _refresh_index(self, now: int | None = None, *, force: bool = False) -> int:
         """Index complete lines appended by anyone since we last looked (call under write_lock);
         return the number of bytes read.
 
         Writers of this package count their appends in the lock file (a generation and the last
         day written): when exactly one append happened since our last look, only that day's file
-        is checked; when none did, no file is. Every file is checked when more happened, when
-        the folder changed, and at least once a second, so lines appended by tools that do not
-        take the lock are indexed within a second.
+        is checked; when none did, no file is (no system call at all). The folder is listed and
+        every file checked when more happened, when ``force`` (the cold tier changed: a
+        compaction removed hot files), and at least once a second, so files and lines written
+        by tools that do not take the lock are indexed within a second.
         """
         assert self._index is not None
-        now = time.time_ns()
-        listing_changed = self._rescan_listing(now)
+        if now is None:
+            now = time.time_ns()
         generation, last_day = self.write_lock.state()
         if (
-            listing_changed
+            force
             or self._generation is None
             or generation not in (self._generation, self._generation + 1)
             or now - self._last_sweep > _SWEEP_NS
         ):
+            self._rescan_listing(now, force=force or self._generation is None)
             days = list(self._known_files)
             self._last_sweep = now
             self._stats = {}
         elif generation == self._generation + 1:
             changed = date.fromordinal(last_day) if last_day > 0 else None
+            if changed is not None and changed not in self._known_files:
+                self._rescan_listing(now, force=True)  # another writer created the day's file
             days = [changed] if changed in self._known_files else []
         else:
             days = []
@@ -492,12 +532,17 @@ class HotTier:
             read += self._index_file(day, self._known_files[day])
         return read
 
-    def _rescan_listing(self, now: int) -> bool:
-        """Refresh the list of hot files when the folder changed; True if it was rescanned."""
+    def _rescan_listing(self, now: int, *, force: bool = False) -> bool:
+        """Refresh the list of hot files when the folder changed (or ``force``); True if it was
+        rescanned."""
         mtime = _mtime(self.dir)
         # Rescan when the folder changed, and also while its mtime is recent: on filesystems with
         # coarse timestamps a file created in the same clock tick leaves the mtime unchanged.
-        if mtime != self._dir_mtime or (now - mtime < 2_000_000_000 and now - self._last_scan > 20_000_000):
+        if (
+            force
+            or mtime != self._dir_mtime
+            or (now - mtime < 2_000_000_000 and now - self._last_scan > 20_000_000)
+        ):
             self._known_files = self.days()
             self._dir_mtime = mtime
             self._last_scan = now
@@ -551,8 +596,12 @@ class HotTier:
         known = self._stats.get(day)
         cached = self._fds.get(day)
         if cached is not None and known is not None and cached[1] == known[0]:
-            # The real length (a tool without our lock may have appended since we looked).
-            return cached[0], known[0], os.fstat(cached[0]).st_size, False
+            # The real length (a tool without our lock may have appended since we looked), and
+            # whether the file is still there: a file removed since (by a compaction we have not
+            # heard of yet, or by hand) is opened again rather than written into the void.
+            st = os.fstat(cached[0])
+            if st.st_nlink:
+                return cached[0], known[0], st.st_size, False
         if cached is not None:
             os.close(cached[0])
             del self._fds[day]
@@ -619,7 +668,9 @@ class HotTier:
         return {appended.day: appended.path for appended in done}
 
     def _write_day(self, day: date, payload: bytes) -> _Appended:
-        path = self.layout.hot_file(self.kind, day)
+        path = self._paths.get(day)
+        if path is None:
+            path = self._paths[day] = self.layout.hot_file(self.kind, day)
         fd, inode, size, created = self._append_fd(day, path)
         appended = _Appended(day, path, inode, size, created, b"", -1, 0)
         indexed = self._indexed.get(day)
@@ -635,10 +686,11 @@ class HotTier:
         buf = prefix + payload if prefix else payload
         appended.buf = buf
         try:
-            view = memoryview(buf)
-            written = 0
-            while written < len(buf):
-                written += os.write(fd, view[written:])
+            written = os.write(fd, buf)
+            if written < len(buf):
+                view = memoryview(buf)
+                while written < len(buf):
+                    written += os.write(fd, view[written:])
             if self._durability == "fsync":
                 os.fsync(fd)
             st = os.fstat(fd)  # now: a later day of the batch may close this descriptor
@@ -675,10 +727,8 @@ class HotTier:
         new_size = size + len(buf)
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
-        code = code_for(day, TIER_HOT)
-        add_new = self._index.add_new  # the writer checked every key against the index
-        for key in keys:
-            add_new(key, code)
+        # The writer checked every key against the index (and that they are distinct).
+        self._index.add_new_many(keys, code_for(day, TIER_HOT))
         if in_step and indexed is not None:
             if appended.size_after == new_size:
                 indexed.offset = new_size

@@ -36,6 +36,12 @@ def digest(record_id: str) -> tuple[int, int]:
     return hi, lo
 
 
+def digest_many(record_ids: list[str]) -> list[tuple[int, int]]:
+    """:func:`digest` of each id, in one comprehension (no call per id)."""
+    halves, md5 = _halves, _md5
+    return [halves(md5(record_id.encode("utf-8"), usedforsecurity=False).digest()) for record_id in record_ids]
+
+
 def _u64(column: pa.ChunkedArray | pa.Array, typecode: str = "Q") -> array:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     out = array(typecode)
@@ -119,6 +125,30 @@ class IdIndex:
         self._recent[key] = code
         if len(self._recent) >= _MERGE_AT:
             self._merge()
+
+    def add_new_many(self, keys: list[tuple[int, int]], code: int) -> None:
+        """Record distinct ids of one partition the caller has just checked are not in the index."""
+        self._recent.update(dict.fromkeys(keys, code))
+        if len(self._recent) >= _MERGE_AT:
+            self._merge()
+
+    def known(self, keys: list[tuple[int, int]]) -> list[int]:
+        """Positions in ``keys`` of the ids the index holds (one pass; most batches hold none)."""
+        recent = self._recent
+        out = [i for i, key in enumerate(keys) if key in recent] if recent else []
+        his = self._hi
+        if his:
+            los = self._lo
+            n = len(his)
+            for i, (hi, lo) in enumerate(keys):
+                j = bisect_left(his, hi)
+                while j < n and his[j] == hi:
+                    if los[j] == lo:
+                        out.append(i)
+                        break
+                    j += 1
+            out.sort()
+        return out
 
     def _merge(self) -> None:
         """Fold the recent ids into the sorted arrays (sorted by Arrow, not as Python tuples)."""

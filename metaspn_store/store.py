@@ -36,7 +36,7 @@ from metaspn_store._codec import ensure_utc
 from metaspn_store._cold import AsOf, ColdTier, open_location
 from metaspn_store._compactor import CompactionReport, compact_day, convert_legacy
 from metaspn_store._hot import BadLineWarning, HotTier
-from metaspn_store._index import IdIndex, digest
+from metaspn_store._index import IdIndex, digest, digest_many
 from metaspn_store._ipc import replace_atomically
 from metaspn_store._layout import (
     EMISSIONS,
@@ -69,6 +69,16 @@ DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES = frozenset({"OutcomePending", "Evaluation
 DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
 DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
 _POLICIES = ("ignore", "return_existing", "raise")
+_LINE_LIMIT = MAX_LINE_BYTES + 1  # a record's line with its newline
+
+
+def _too_long(kind: Kind, record_id: str, line: bytes) -> InvalidRecordError:
+    return InvalidRecordError(
+        f"{kind.label} {record_id!r}: its line would take {len(line) - 1} bytes, more than the "
+        f"{MAX_LINE_BYTES} bytes (64 MiB) a record may take; nothing was written",
+        record_id=record_id,
+        field="payload",
+    )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 __all__ = [
@@ -307,7 +317,10 @@ class FileSystemStore:
     def _id_index(self, kind: Kind) -> IdIndex:
         """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
         return self._hot[kind.name].index(
-            partial(self._cold_ids, kind), partial(self._cold_paths, kind), self._cold[kind.name].version
+            partial(self._cold_ids, kind),
+            partial(self._cold_paths, kind),
+            self._cold[kind.name].version,
+            cold_private=self._cold_location.uri == str(self._layout.cold_root),
         )
 
     def _cold_paths(self, kind: Kind) -> list[str]:
@@ -469,23 +482,33 @@ class FileSystemStore:
                 for kind in (SIGNALS, EMISSIONS):
                     hot = self._hot[kind.name]
                     cold = self._cold[kind.name]
-                    if not dry_run:
-                        convert_legacy(cold)
+                    if not dry_run and convert_legacy(cold) is not None:
+                        with hot.write_lock.hold():
+                            hot.cold_changing()  # writers ask the table again at their next write
                     days = [d for d in hot.days() if d < cutoff]
                     for day in days:
                         with hot.write_lock.hold():
-                            day_report = compact_day(
-                                cold=cold,
-                                hot=hot,
-                                day=day,
-                                index=partial(self._id_index, kind),
-                                connection=self._connection(),
-                                quarantine_dir=self._layout.store_root / "quarantine",
-                                dry_run=dry_run,
-                            )
-                            if day_report is not None and day_report.version == day_report.base_version + 1:
-                                # Only our commit changed the table: the index stays valid.
-                                hot.cold_changed_here(self._cold_paths(kind), cold.version())
+                            if not dry_run:
+                                # Announced before anything is committed: a compactor killed after
+                                # its commit has told every writer to ask the table again.
+                                hot.cold_changing()
+                            day_report = None
+                            try:
+                                day_report = compact_day(
+                                    cold=cold,
+                                    hot=hot,
+                                    day=day,
+                                    index=partial(self._id_index, kind),
+                                    connection=self._connection(),
+                                    quarantine_dir=self._layout.store_root / "quarantine",
+                                    dry_run=dry_run,
+                                )
+                            finally:
+                                if day_report is not None and day_report.version == day_report.base_version + 1:
+                                    # Only our commit changed the table: the index stays valid.
+                                    hot.cold_changed_here(self._cold_paths(kind), cold.version())
+                                elif not dry_run:
+                                    hot.recheck_cold()  # ask the table again at the next write
                         if day_report is not None:
                             report.days.append(day_report)
         except StoreLockedError:
@@ -515,8 +538,10 @@ class FileSystemStore:
         with self._compact_lock.hold():
             for kind in (SIGNALS, EMISSIONS):
                 cold = self._cold[kind.name]
-                if not dry_run:
-                    convert_legacy(cold)
+                if not dry_run and convert_legacy(cold) is not None:
+                    hot = self._hot[kind.name]
+                    with hot.write_lock.hold():
+                        hot.cold_changing()  # writers ask the table again at their next write
                 out[kind.name] = cold.vacuum(retain_hours, dry_run=dry_run)
         return out
 
@@ -553,77 +578,124 @@ class FileSystemStore:
         if on_duplicate not in _POLICIES:
             raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
         self._writable(f"write_{kind.name}")
-        # Validate and render the whole batch before touching any file. Each day's lines go
-        # straight into one buffer: holding a big batch as one bytes object per line costs about
-        # 2 µs a record in fresh memory (page faults) before they are even joined.
+        if len(envelopes) == 1:
+            return [self._write_one(kind, envelopes[0], on_duplicate)]
+        # Validate and render the whole batch before touching any file, in one pass: each line
+        # goes straight into its day's buffer (holding a big batch as one bytes object per line
+        # costs about 2 µs a record in fresh memory, page faults, before they are even joined).
+        fast = _codec.fast_encoder(kind)
         encode_line = _codec.encode_line
-        days: dict[date, tuple[BytesIO, list[int], list[tuple[int, int]]]] = {}
-        records: list[tuple[str, date, tuple[int, int]]] = []
-        add_record = records.append
+        ids: list[str] = []
+        add_id = ids.append
+        days_of: list[date] = []  # the day of each record
+        add_day = days_of.append
+        days: dict[date, tuple[BytesIO, list[int]]] = {}  # day -> its lines, their lengths
+        current: date | None = None
+        write = add_length = None
         for envelope in envelopes:
-            record_id, day, line = encode_line(kind, envelope)
-            if len(line) > MAX_LINE_BYTES + 1:  # + its newline
-                raise InvalidRecordError(
-                    f"{kind.label} {record_id!r}: its line would take {len(line) - 1} bytes, more than the "
-                    f"{MAX_LINE_BYTES} bytes (64 MiB) a record may take; nothing was written",
-                    record_id=record_id,
-                    field="payload",
-                )
-            key = digest(record_id)
-            group = days.get(day)
-            if group is None:
-                group = days[day] = (BytesIO(), [], [])
-            group[1].append(group[0].write(line))
-            group[2].append(key)
-            add_record((record_id, day, key))
+            try:
+                found = fast(envelope)
+            except Exception:  # noqa: BLE001 - whatever failed, the general path reports it exactly
+                found = None
+            record_id, day, line = found if found is not None else encode_line(kind, envelope)
+            if len(line) > _LINE_LIMIT:
+                raise _too_long(kind, record_id, line)
+            if day != current:
+                group = days.get(day)
+                if group is None:
+                    group = days[day] = (BytesIO(), [])
+                write, add_length = group[0].write, group[1].append
+                current = day
+            assert write is not None and add_length is not None
+            add_length(write(line))
+            add_id(record_id)
+            add_day(day)
+        keys = digest_many(ids)  # each id hashed once, for the check and the index
         hot = self._hot[kind.name]
+        with hot.write_lock.hold():
+            index = self._id_index(kind)
+            if not index.known(keys) and len(set(keys)) == len(keys):
+                # Every record is new (the usual case): each day's buffer is appended as it is.
+                if len(days) == 1:
+                    new_lines = {day: (buffer.getvalue(), keys) for day, (buffer, _) in days.items()}
+                else:
+                    keys_by_day: dict[date, list[tuple[int, int]]] = {day: [] for day in days}
+                    for day, key in zip(days_of, keys, strict=True):
+                        keys_by_day[day].append(key)
+                    new_lines = {day: (buffer.getvalue(), keys_by_day[day]) for day, (buffer, _) in days.items()}
+                written = hot.append_all(new_lines)
+                return [written[day] for day in days_of]
+            return self._write_with_duplicates(kind, index, ids, days_of, keys, days, on_duplicate)
+
+    def _write_with_duplicates(
+        self,
+        kind: Kind,
+        index: IdIndex,
+        ids: list[str],
+        days_of: list[date],
+        keys: list[tuple[int, int]],
+        days: dict[date, tuple[BytesIO, list[int]]],
+        on_duplicate: str,
+    ) -> list[Path]:
+        """The rest of a batch write that repeats an id (call under the kind's write lock)."""
+        hot = self._hot[kind.name]
+        index_get = index.get
         # Per position: the Path of an earlier record (duplicates) or the day the line goes to.
         results: list[Path | date] = []
         add_result = results.append
         duplicates: set[int] = set()
-        with hot.write_lock.hold():
-            index_get = self._id_index(kind).get
-            pending: dict[tuple[int, int], date] = {}
-            for record_id, day, key in records:
-                code = index_get(key)
-                if code is None and key not in pending:
-                    pending[key] = day
-                    add_result(day)
-                    continue
-                existing = (
-                    self._location(kind, code, record_id)
-                    if code is not None
-                    else self._layout.hot_file(kind, pending[key])
-                )
-                if on_duplicate == "raise":
-                    raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
-                duplicates.add(len(results))
-                add_result(existing)
-            # Each day with new records: its lines and their keys, days in order of first new record.
-            new_lines: dict[date, tuple[bytes, list[tuple[int, int]]]] = {}
-            if not duplicates:
-                for day, (buffer, _, keys) in days.items():
-                    new_lines[day] = (buffer.getvalue(), keys)
-            else:
-                data = {day: memoryview(buffer.getvalue()) for day, (buffer, _, _) in days.items()}
-                counts = dict.fromkeys(days, 0)
-                offsets = dict.fromkeys(days, 0)
-                kept: dict[date, tuple[BytesIO, list[tuple[int, int]]]] = {}
-                for position, (_, day, key) in enumerate(records):
-                    i = counts[day]
-                    counts[day] = i + 1
-                    start = offsets[day]
-                    end = offsets[day] = start + days[day][1][i]
-                    if position not in duplicates:
-                        group_kept = kept.get(day)
-                        if group_kept is None:
-                            group_kept = kept[day] = (BytesIO(), [])
-                        group_kept[0].write(data[day][start:end])
-                        group_kept[1].append(key)
-                for day, (buffer, keys) in kept.items():
-                    new_lines[day] = (buffer.getvalue(), keys)
-            written = hot.append_all(new_lines)
+        pending: dict[tuple[int, int], date] = {}
+        for record_id, day, key in zip(ids, days_of, keys, strict=True):
+            code = index_get(key)
+            if code is None and key not in pending:
+                pending[key] = day
+                add_result(day)
+                continue
+            existing = (
+                self._location(kind, code, record_id) if code is not None else self._layout.hot_file(kind, pending[key])
+            )
+            if on_duplicate == "raise":
+                raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
+            duplicates.add(len(results))
+            add_result(existing)
+        # Each day with new records: its lines and their keys, days in order of first new record.
+        data = {day: memoryview(buffer.getvalue()) for day, (buffer, _) in days.items()}
+        counts = dict.fromkeys(days, 0)
+        offsets = dict.fromkeys(days, 0)
+        kept: dict[date, tuple[BytesIO, list[tuple[int, int]]]] = {}
+        for position, (day, key) in enumerate(zip(days_of, keys, strict=True)):
+            i = counts[day]
+            counts[day] = i + 1
+            start = offsets[day]
+            end = offsets[day] = start + days[day][1][i]
+            if position not in duplicates:
+                group_kept = kept.get(day)
+                if group_kept is None:
+                    group_kept = kept[day] = (BytesIO(), [])
+                group_kept[0].write(data[day][start:end])
+                group_kept[1].append(key)
+        written = hot.append_all({day: (buffer.getvalue(), day_keys) for day, (buffer, day_keys) in kept.items()})
         return [written[r] if isinstance(r, date) else r for r in results]
+
+    def _write_one(self, kind: Kind, envelope: Any, on_duplicate: str) -> Path:
+        """One record: the batch path without its per-batch bookkeeping (same checks, same order)."""
+        try:
+            found = _codec.fast_encoder(kind)(envelope)
+        except Exception:  # noqa: BLE001 - whatever failed, the general path reports it exactly
+            found = None
+        record_id, day, line = found if found is not None else _codec.encode_line(kind, envelope)
+        if len(line) > _LINE_LIMIT:
+            raise _too_long(kind, record_id, line)
+        key = digest(record_id)
+        hot = self._hot[kind.name]
+        with hot.write_lock.hold():
+            code = self._id_index(kind).get(key)
+            if code is None:
+                return hot.append_all({day: (line, [key])})[day]
+            existing = self._location(kind, code, record_id)
+            if on_duplicate == "raise":
+                raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
+            return existing
 
     def write_signal(self, signal: SignalEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
         """Append a signal to its UTC day's file and return that path.
