@@ -457,23 +457,30 @@ def fast_encoder(kind: Kind) -> Callable[[Any], tuple[str, date, bytes] | None]:
     return _fast_signal_line if kind is SIGNALS else _fast_emission_line
 
 
+# Rendered refs by their field values: a 5-tuple of str/None hashes in C (the dataclass's own
+# __hash__ is a Python function). Only refs whose fields are all str or None are entered, and no
+# str equals a value of another type, so a hit is a ref the general path renders the same way.
+_REF_BY_FIELDS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 def _fast_refs(entity_refs: Any) -> list[dict[str, Any]] | None:
     """The rendered refs of a plain ref list (tuple or list of exact EntityRefs with str/None
     fields), or None."""
     if type(entity_refs) is not tuple and type(entity_refs) is not list:
         return None
     refs = []
-    cache_get = _REF_CACHE.get
+    cache = _REF_BY_FIELDS
     for ref in entity_refs:
         if type(ref) is not EntityRef:
             return None
-        ref_dict = cache_get(ref)
+        key = (ref.ref_type, ref.value, ref.platform, ref.label, ref.schema_version)
+        ref_dict = cache.get(key)
         if ref_dict is None:
             ref_dict = _plain_ref_dict(ref)
             if ref_dict is None:
                 return None  # a field of another type: the general path refuses it
-            if len(_REF_CACHE) < 100_000:
-                _REF_CACHE[ref] = ref_dict
+            if len(cache) < 100_000:
+                cache[key] = ref_dict
         refs.append(ref_dict)
     return refs
 

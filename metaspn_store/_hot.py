@@ -35,7 +35,7 @@ from metaspn_store._codec import schema_for
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
-from metaspn_store._parse import BadLineReport, parse_chunk
+from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk, parse_lines_exact
 from metaspn_store._rules import TIER_HOT, code_for
 from metaspn_store.errors import StoreIOError
 
@@ -583,6 +583,13 @@ class HotTier:
 
     def _valid_ids(self, data: bytes, path: str) -> list[str]:
         """Ids of the valid records among complete lines someone else appended (``_rules``)."""
+        if len(data) < BULK_THRESHOLD:
+            # What parse_chunk's line-by-line path decides, without its Arrow table: building
+            # one from Python lists makes pyarrow import pandas when it is installed (0.4 s of
+            # the first write of a process that finds a few lines appended since the saved index).
+            rows, _bad = parse_lines_exact(self.kind, data.split(b"\n")[:-1], 0, path)
+            id_field = self.kind.id_field
+            return [row[id_field] for row in rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BadLineWarning)
             table, _bad, _n = parse_chunk(self.kind, self._connection(), data, 0, path)

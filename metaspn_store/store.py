@@ -195,6 +195,7 @@ class FileSystemStore:
         self.cold_uri = self._cold_location.uri
         self._cold = {kind.name: ColdTier(self._layout, kind, self._cold_location) for kind in (SIGNALS, EMISSIONS)}
         self._compact_lock = ProcessLock(self._layout.lock_file("compact"))
+        self._index_sources: dict[str, tuple[Any, Any, Any]] = {}  # kind -> what its id index reads
         self._engines = {kind.name: self._engine(kind, self._cold[kind.name]) for kind in (SIGNALS, EMISSIONS)}
 
     # ------------------------------------------------------------------ plumbing
@@ -316,17 +317,35 @@ class FileSystemStore:
 
     def _id_index(self, kind: Kind) -> IdIndex:
         """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
-        return self._hot[kind.name].index(
-            partial(self._cold_ids, kind),
-            partial(self._cold_paths, kind),
-            self._cold[kind.name].version,
-            cold_private=self._cold_location.uri == str(self._layout.cold_root),
-        )
+        sources = self._index_sources.get(kind.name)
+        if sources is None:
+            sources = self._index_sources[kind.name] = (
+                partial(self._cold_ids, kind),
+                partial(self._cold_paths, kind),
+                partial(self._cold_version, kind),
+            )
+        return self._hot[kind.name].index(*sources, cold_private=self._cold_private())
+
+    def _cold_private(self) -> bool:
+        """Is the cold tier this workspace's own folder (changed only by its own compactions)?"""
+        return self._cold_location.uri == str(self._layout.cold_root)
+
+    def _cold_absent(self, kind: Kind) -> bool:
+        """The workspace's own cold folder of ``kind`` does not exist: no table and no previous
+        layout, which is what the cold tier would find after importing deltalake (70 ms)."""
+        return self._cold_private() and not os.path.isdir(self._layout.cold_dir(kind))
+
+    def _cold_version(self, kind: Kind) -> object:
+        return ("delta", -1) if self._cold_absent(kind) else self._cold[kind.name].version()
 
     def _cold_paths(self, kind: Kind) -> list[str]:
+        if self._cold_absent(kind):
+            return []
         return [path for _, path in self._cold[kind.name].all_files()]
 
     def _cold_ids(self, kind: Kind) -> pa.Table | None:
+        if self._cold_absent(kind):
+            return None
         files = self._cold[kind.name].all_files()
         if not files:
             return None
@@ -506,7 +525,7 @@ class FileSystemStore:
                             finally:
                                 if day_report is not None and day_report.version == day_report.base_version + 1:
                                     # Only our commit changed the table: the index stays valid.
-                                    hot.cold_changed_here(self._cold_paths(kind), cold.version())
+                                    hot.cold_changed_here(self._cold_paths(kind), self._cold_version(kind))
                                 elif not dry_run:
                                     hot.recheck_cold()  # ask the table again at the next write
                         if day_report is not None:
