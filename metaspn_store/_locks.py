@@ -11,6 +11,7 @@ every file (and of the cold table's log).
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import struct
 import threading
@@ -55,6 +56,9 @@ class ProcessLock:
         self._depth = 0
         self._pid = _PID[0]
         self._state: list[int] | None = None  # read once per hold (nobody else can change it then)
+        # The state's bytes mapped shared: reading and writing them is then no system call (a
+        # pwrite per append also dirtied the lock file's inode, slow while the journal is busy).
+        self._map: mmap.mmap | None = None
         self._holds = (_Held(self, False), _Held(self, True))
 
     def hold(self, *, blocking: bool = True) -> _Held:
@@ -71,6 +75,7 @@ class ProcessLock:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                     self._pid = _PID[0]
+                    self._map = None
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError as exc:
@@ -90,24 +95,46 @@ class ProcessLock:
         finally:
             self._thread_lock.release()
 
+    def _mapped(self) -> mmap.mmap | None:
+        """The state's bytes, mapped (None where the filesystem cannot map files). Call while
+        holding the lock: a shorter lock file (new, or of an earlier version) is first extended
+        with zeros, which read as the fields it did not have."""
+        if self._map is None:
+            assert self._fd is not None and self._depth > 0
+            try:
+                if os.fstat(self._fd).st_size < _STATE.size:
+                    os.ftruncate(self._fd, _STATE.size)
+                self._map = mmap.mmap(self._fd, _STATE.size)
+            except (OSError, ValueError):
+                return None
+        return self._map
+
     def _read_state(self) -> list[int]:
         state = self._state
         if state is not None:
             return state
         assert self._fd is not None and self._depth > 0
-        if self._state is None:
+        mapped = self._mapped()
+        if mapped is not None:
+            state = list(_STATE.unpack_from(mapped, 0))
+        else:
             data = os.pread(self._fd, _STATE.size, 0)
             if len(data) >= _STATE.size:
-                self._state = list(_STATE.unpack(data))
+                state = list(_STATE.unpack(data))
             elif len(data) >= _STATE_V1.size:
-                self._state = [*_STATE_V1.unpack(data[: _STATE_V1.size]), 0]
+                state = [*_STATE_V1.unpack(data[: _STATE_V1.size]), 0]
             else:
-                self._state = [0, 0, 0]
-        return self._state
+                state = [0, 0, 0]
+        self._state = state
+        return state
 
     def _write_state(self, state: list[int]) -> None:
         assert self._fd is not None and self._depth > 0
-        os.pwrite(self._fd, _STATE.pack(*state), 0)
+        mapped = self._mapped()
+        if mapped is not None:
+            _STATE.pack_into(mapped, 0, *state)
+        else:
+            os.pwrite(self._fd, _STATE.pack(*state), 0)
         self._state = state
 
     def state(self) -> tuple[int, int]:
