@@ -224,6 +224,67 @@ def _plain_list(value: list[Any]) -> bool:
     return True
 
 
+# The shortcuts' walkers: _plain_dict / _plain_list without the key check. orjson itself refuses
+# every key that is not an exact str (TypeError), and the shortcut then hands the envelope to the
+# general path, which reports it (or, for a str subclass, renders it the same way).
+def _values_plain_dict(value: dict[Any, Any]) -> bool:
+    for item in value.values():
+        t = type(item)
+        if t is str or item is None or t is bool:
+            continue
+        if t is int:
+            if _INT64_MIN <= item <= _INT64_MAX:
+                continue
+            return False
+        if t is float:
+            if -_INF < item < _INF:
+                continue
+            return False
+        if t is dict:
+            if _values_plain_dict(item):
+                continue
+            return False
+        if t is list:
+            if _values_plain_list(item):
+                continue
+        return False
+    return True
+
+
+def _values_plain_list(value: list[Any]) -> bool:
+    for item in value:
+        t = type(item)
+        if t is str or item is None or t is bool:
+            continue
+        if t is int:
+            if _INT64_MIN <= item <= _INT64_MAX:
+                continue
+            return False
+        if t is float:
+            if -_INF < item < _INF:
+                continue
+            return False
+        if t is dict:
+            if _values_plain_dict(item):
+                continue
+            return False
+        if t is list:
+            if _values_plain_list(item):
+                continue
+        return False
+    return True
+
+
+def _values_plain(value: Any) -> bool:
+    """:func:`_plain` for the shortcuts (keys left to orjson, see above)."""
+    t = type(value)
+    if t is dict:
+        return _values_plain_dict(value)
+    if t is list:
+        return _values_plain_list(value)
+    return _plain(value)
+
+
 def _convert(value: Any, record: str, path: str) -> Any:
     return value if _plain(value) else _primitive(value, record, path)
 
@@ -515,8 +576,8 @@ def _fast_signal_line(
     _cls: Any = SignalEnvelope,
     _dt: Any = datetime,
     _utc: Any = UTC,
-    _plain_dict: Callable[[Any], bool] = _plain_dict,
-    _plain: Callable[[Any], bool] = _plain,
+    _plain_dict: Callable[[Any], bool] = _values_plain_dict,
+    _plain: Callable[[Any], bool] = _values_plain,
     _dumps: Callable[..., bytes] = orjson.dumps,
     _options: int = _FAST_LINE_OPTIONS,
 ) -> tuple[str, date, bytes] | None:
@@ -576,8 +637,8 @@ def _fast_emission_line(
     _cls: Any = EmissionEnvelope,
     _dt: Any = datetime,
     _utc: Any = UTC,
-    _plain_dict: Callable[[Any], bool] = _plain_dict,
-    _plain: Callable[[Any], bool] = _plain,
+    _plain_dict: Callable[[Any], bool] = _values_plain_dict,
+    _plain: Callable[[Any], bool] = _values_plain,
     _dumps: Callable[..., bytes] = orjson.dumps,
     _options: int = _FAST_LINE_OPTIONS,
 ) -> tuple[str, date, bytes] | None:
