@@ -679,7 +679,7 @@ class HotTier:
         if path is None:
             path = self._paths[day] = self.layout.hot_file(self.kind, day)
         fd, inode, size, created = self._append_fd(day, path)
-        appended = _Appended(day, path, inode, size, created, b"", -1, 0)
+        appended = _Appended(day, path, inode, size, created, b"")
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         prefix = b""
@@ -735,7 +735,10 @@ class HotTier:
         indexed = self._indexed.get(day)
         in_step = indexed is not None and indexed.inode == inode and indexed.offset == size
         # The writer checked every key against the index (and that they are distinct).
-        self._index.add_new_many(keys, code_for(day, TIER_HOT))
+        if len(keys) == 1:
+            self._index.add_new(keys[0], code_for(day, TIER_HOT))
+        else:
+            self._index.add_new_many(keys, code_for(day, TIER_HOT))
         if in_step and indexed is not None:
             if appended.size_after == new_size:
                 indexed.offset = new_size
@@ -750,18 +753,20 @@ class HotTier:
             self._dir_mtime = _mtime(self.dir)
 
 
-@dataclass
 class _Appended:
     """One day's append of a write call: what to undo if a later one fails."""
 
-    day: date
-    path: Path
-    inode: int
-    size: int  # the file's length before
-    created: bool  # this call created the file
-    buf: bytes
-    size_after: int  # fstat right after the write
-    mtime_after: int
+    __slots__ = ("day", "path", "inode", "size", "created", "buf", "size_after", "mtime_after")
+
+    def __init__(self, day: date, path: Path, inode: int, size: int, created: bool, buf: bytes) -> None:
+        self.day = day
+        self.path = path
+        self.inode = inode
+        self.size = size  # the file's length before
+        self.created = created  # this call created the file
+        self.buf = buf
+        self.size_after = -1  # fstat right after the write
+        self.mtime_after = 0
 
 
 def _cause(exc: OSError) -> str:

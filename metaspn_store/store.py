@@ -328,7 +328,10 @@ class FileSystemStore:
 
     def _cold_private(self) -> bool:
         """Is the cold tier this workspace's own folder (changed only by its own compactions)?"""
-        return self._cold_location.uri == str(self._layout.cold_root)
+        private = self.__dict__.get("_private_cold")
+        if private is None:
+            private = self._private_cold = self._cold_location.uri == str(self._layout.cold_root)
+        return private
 
     def _cold_absent(self, kind: Kind) -> bool:
         """The workspace's own cold folder of ``kind`` does not exist: no table and no previous
@@ -723,7 +726,10 @@ class FileSystemStore:
         the first record is returned (``return_existing``/``ignore``) or ``DuplicateEventError``
         is raised (``raise``).
         """
-        return self._write(SIGNALS, [signal], on_duplicate)[0]
+        if on_duplicate not in _POLICIES:
+            raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
+        self._writable("write_signals")
+        return self._write_one(SIGNALS, signal, on_duplicate)
 
     def write_signals(
         self, signals: Iterable[SignalEnvelope], *, on_duplicate: DuplicatePolicy = "return_existing"
@@ -733,7 +739,10 @@ class FileSystemStore:
 
     def write_emission(self, emission: EmissionEnvelope, *, on_duplicate: DuplicatePolicy = "return_existing") -> Path:
         """Append an emission; duplicates behave as in :meth:`write_signal`."""
-        return self._write(EMISSIONS, [emission], on_duplicate)[0]
+        if on_duplicate not in _POLICIES:
+            raise ValueError(f"Unsupported duplicate policy: {on_duplicate!r}")
+        self._writable("write_emissions")
+        return self._write_one(EMISSIONS, emission, on_duplicate)
 
     def write_emissions(
         self, emissions: Iterable[EmissionEnvelope], *, on_duplicate: DuplicatePolicy = "return_existing"
