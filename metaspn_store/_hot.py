@@ -89,6 +89,7 @@ class HotTier:
         self.cache_bytes = cache_bytes
         self._connection = connection
         self._durability = durability
+        self._fsync = durability == "fsync"
         self._cache: OrderedDict[date, _Partition] = OrderedDict()
         self._lock = threading.RLock()
         self._warned: set[tuple[str, int]] = set()
@@ -319,7 +320,7 @@ class HotTier:
         net; a shared or remote table is asked at every call.
         """
         now = time.time_ns()
-        cold_generation = self.write_lock.cold_generation()
+        generation, cold_generation = self.write_lock.generations()
         fresh = self._index is None
         cold_moved = cold_generation != self._cold_generation
         if fresh or cold_moved or not cold_private or now - self._last_cold_check > _SWEEP_NS:
@@ -337,7 +338,10 @@ class HotTier:
                 self._index_cold = cold
                 self._cold_version = version
             self._cold_generation = cold_generation
-        read = self._refresh_index(now, force=cold_moved)
+        if cold_moved or generation != self._generation or now - self._last_sweep > _SWEEP_NS:
+            read = self._refresh_index(now, force=cold_moved)
+        else:
+            read = 0  # nobody appended since our last look, and no sweep is due: no file to check
         assert self._index is not None
         if (fresh and read >= RESAVE_BYTES) or self._grown():
             self._save_index()
@@ -658,21 +662,37 @@ class HotTier:
                 done.append(self._write_day(day, payload))
         except OSError as exc:
             self._undo(done, exc)
-            path = getattr(exc, "filename", None) or self.layout.hot_file(self.kind, day)
-            raise StoreIOError(
-                exc.errno or errno.EIO,
-                f"could not append to {path}: {_cause(exc)}; nothing of this write was stored",
-            ) from exc
+            raise self._refused(exc, day) from exc
         for appended in done:
             self._indexed_append(appended, batches[appended.day][1])
         if done:
-            generation, _ = self.write_lock.state()
-            # One append: others check only that day; several: they check every file.
-            generation += len(done)
-            self.write_lock.set_state(generation, done[-1].day.toordinal())
-            if self._generation is not None and generation == self._generation + len(done):
-                self._generation = generation  # nobody else appended since our last look
+            self._announce(len(done), done[-1].day)
         return {appended.day: appended.path for appended in done}
+
+    def append_one(self, day: date, line: bytes, key: tuple[int, int]) -> Path:
+        """:meth:`append_all` of one record (a single write), without the batch's containers."""
+        try:
+            appended = self._write_day(day, line)  # undoes its own append if refused
+        except OSError as exc:
+            raise self._refused(exc, day) from exc
+        self._indexed_append(appended, [key])
+        self._announce(1, day)
+        return appended.path
+
+    def _refused(self, exc: OSError, day: date) -> StoreIOError:
+        path = getattr(exc, "filename", None) or self.layout.hot_file(self.kind, day)
+        return StoreIOError(
+            exc.errno or errno.EIO,
+            f"could not append to {path}: {_cause(exc)}; nothing of this write was stored",
+        )
+
+    def _announce(self, appends: int, last_day: date) -> None:
+        """Count our appends in the lock file. One append: others check only that day; several:
+        they check every file."""
+        generation = self.write_lock.state()[0] + appends
+        self.write_lock.set_state(generation, last_day.toordinal())
+        if self._generation is not None and generation == self._generation + appends:
+            self._generation = generation  # nobody else appended since our last look
 
     def _write_day(self, day: date, payload: bytes) -> _Appended:
         path = self._paths.get(day)
@@ -698,7 +718,7 @@ class HotTier:
                 view = memoryview(buf)
                 while written < len(buf):
                     written += os.write(fd, view[written:])
-            if self._durability == "fsync":
+            if self._fsync:
                 os.fsync(fd)
             st = os.fstat(fd)  # now: a later day of the batch may close this descriptor
         except OSError as exc:

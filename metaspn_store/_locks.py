@@ -137,6 +137,12 @@ class ProcessLock:
             os.pwrite(self._fd, _STATE.pack(*state), 0)
         self._state = state
 
+    def generations(self) -> tuple[int, int]:
+        """(append generation, cold generation): :meth:`state` and :meth:`cold_generation` in one
+        call. Call while holding the lock."""
+        state = self._read_state()
+        return state[0], state[2]
+
     def state(self) -> tuple[int, int]:
         """(generation, detail) last written by a holder; (0, 0) for a new lock file. Call while
         holding the lock (the file is read once per hold)."""

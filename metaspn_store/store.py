@@ -713,7 +713,7 @@ class FileSystemStore:
         with hot.write_lock.hold():
             code = self._id_index(kind).get(key)
             if code is None:
-                return hot.append_all({day: (line, [key])})[day]
+                return hot.append_one(day, line, key)
             existing = self._location(kind, code, record_id)
             if on_duplicate == "raise":
                 raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
