@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from late_arrivals import late_arrival_scenario
 from metaspn_schemas import EmissionEnvelope, SignalEnvelope
 
 from metaspn_store import ConsumerBusyError, FileSystemStore, ReadOnlyStoreError, ReplayCheckpoint, StoreError
@@ -127,6 +128,21 @@ def test_a_position_inside_a_hot_day_survives_its_compaction(tmp_path: Path) -> 
     reopened = store.consumer("w")
     assert reopened.poll() == []
     assert reopened.lag() == 0
+
+
+def test_positions_survive_the_conversion_of_the_previous_cold_layout(tmp_path: Path) -> None:
+    from legacy_layout import compact_the_old_way
+
+    store = FileSystemStore(tmp_path)
+    store.write_signals([sig(f"{d}-{i}", at(d, i)) for d in range(3) for i in range(6)])
+    compact_the_old_way(store, date(2026, 3, 3))  # days 0 and 1 in the previous layout
+    consumer = store.consumer("w")
+    assert ids(consumer.poll(9)) == [f"0-{i}" for i in range(6)] + ["1-0", "1-1", "1-2"]
+    consumer.commit()
+    store.write_signal(sig("late", at(1, 59)))
+    compact_all(store)  # converts to the Delta table, then compacts day 1's late record and day 2
+    rest = ["1-3", "1-4", "1-5", "late"] + [f"2-{i}" for i in range(6)]
+    assert ids(consumer.poll(100)) == rest
 
 
 def test_filters_select_and_positions_advance_past_the_rest(tmp_path: Path) -> None:
@@ -388,63 +404,29 @@ def test_kill_9_of_the_consumer_amid_late_writes_and_compactions(tmp_path: Path)
 # ---------------------------------------------------------------------------- late arrivals vs 0.1.8 checkpoints
 
 
-def late_arrival_scenario(ws: Path, *, records: int = 1500, seed: int = 3) -> dict[str, float]:
-    """Records stamped over 5 hours; 10% arrive 1-15 minutes late; a worker polls every 5
-    minutes with a 0.1.8 checkpoint, another with a consumer. Returns what each never saw."""
-    import random
-
-    rng = random.Random(seed)
-    start = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # crosses midnight: late records land in yesterday's file
-    events = []
-    for i in range(records):
-        stamp = start + timedelta(seconds=rng.uniform(0, 5 * 3600))
-        delay = timedelta(minutes=rng.uniform(1, 15)) if rng.random() < 0.10 else timedelta(0)
-        events.append((stamp + delay, stamp, f"late-{i}" if delay else f"r-{i}"))
-    events.sort()
-    store = FileSystemStore(ws)
-    consumer = store.consumer("worker")
-    checkpoint = None
-    by_checkpoint: set[str] = set()
-    by_consumer: set[str] = set()
-    poll_at = start
-    pending = list(events)
-    end = start + timedelta(hours=6)
-    while poll_at <= end:
-        arrived = [e for e in pending if e[0] <= poll_at]
-        pending = pending[len(arrived):]
-        if arrived:
-            store.write_signals([sig(record_id, stamp) for _, stamp, record_id in arrived])
-        replay = list(store.iter_signals_from_checkpoint(end=poll_at, checkpoint=checkpoint))
-        by_checkpoint.update(s.signal_id for s in replay)
-        checkpoint = store.build_signal_checkpoint(replay) or checkpoint
-        while batch := consumer.poll(500):
-            by_consumer.update(ids(batch))
-        consumer.commit()
-        poll_at += timedelta(minutes=5)
-    everything = {e[2] for e in events}
-    late = {e[2] for e in events if e[2].startswith("late-")}
-    return {
-        "records": len(everything),
-        "late": len(late),
-        "missed_checkpoint": len(everything - by_checkpoint),
-        "missed_checkpoint_late": len(late - by_checkpoint),
-        "missed_consumer": len(everything - by_consumer),
-    }
-
-
 def test_late_arrivals_a_consumer_misses_none_a_checkpoint_misses_many(tmp_path: Path) -> None:
     result = late_arrival_scenario(tmp_path, records=800)
-    assert result["missed_consumer"] == 0
+    assert result["records"] == 800 and result["late"] > 40
+    assert result["missed_consumer"] == 0 and result["redelivered_consumer"] == 0
     assert result["missed_checkpoint_late"] > result["late"] // 3  # the reason consumers exist
 
 
 # ---------------------------------------------------------------------------- several hosts
 
 
-def test_records_other_hosts_compact_into_a_shared_table(tmp_path: Path) -> None:
-    shared = str(tmp_path / "shared-cold")
-    a = FileSystemStore(tmp_path / "a", cold=shared)
-    b = FileSystemStore(tmp_path / "b", cold=shared)
+@pytest.fixture(params=["local", "s3"])
+def shared_cold(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str] | None]:
+    """A cold location two workspaces (two hosts) share: a local folder or an S3 prefix (moto)."""
+    if request.param == "local":
+        return str(tmp_path / "shared-cold"), None
+    s3 = request.getfixturevalue("s3")
+    return s3.uri("consumers"), s3.options
+
+
+def test_records_other_hosts_compact_into_a_shared_table(tmp_path: Path, shared_cold: Any) -> None:
+    shared, options = shared_cold
+    a = FileSystemStore(tmp_path / "a", cold=shared, storage_options=options)
+    b = FileSystemStore(tmp_path / "b", cold=shared, storage_options=options)
     a.write_signals([sig(f"a{i}", at(0, i)) for i in range(10)])
     b.write_signals([sig(f"b{i}", at(0, 100 + i)) for i in range(10)])
     consumer = a.consumer("w")
@@ -463,10 +445,10 @@ def test_records_other_hosts_compact_into_a_shared_table(tmp_path: Path) -> None
     assert ids(consumer.poll()) == ["b-late"]
 
 
-def test_a_hosts_own_compaction_keeps_positions_exact_on_a_shared_table(tmp_path: Path) -> None:
-    shared = str(tmp_path / "shared-cold")
-    a = FileSystemStore(tmp_path / "a", cold=shared)
-    b = FileSystemStore(tmp_path / "b", cold=shared)
+def test_a_hosts_own_compaction_keeps_positions_exact_on_a_shared_table(tmp_path: Path, shared_cold: Any) -> None:
+    shared, options = shared_cold
+    a = FileSystemStore(tmp_path / "a", cold=shared, storage_options=options)
+    b = FileSystemStore(tmp_path / "b", cold=shared, storage_options=options)
     b.write_signals([sig(f"b{i}", at(0, i)) for i in range(5)])
     b.compact(before=date(2100, 1, 1))
     a.write_signals([sig(f"a{i}", at(0, 10 + i)) for i in range(10)])
