@@ -383,10 +383,20 @@ class Consumer:
         if lo < view.n:
             parts.append(self._table_rows(day, view).slice(lo, min(hi, view.n) - lo))
         if hi > view.n and view.hot is not None:
+            # Runs of consecutive hot rows as zero-copy slices (a take would copy the day's chunks).
             rows = view.first[max(lo - view.n, 0): hi - view.n]
-            parts.append(view.hot.take(pa.array(rows, pa.int64())).cast(schema_for(self.kind)))
+            start = prev = rows[0] if rows else 0
+            for row in [*rows[1:], None]:
+                if row is not None and row == prev + 1:
+                    prev = row
+                    continue
+                parts.append(view.hot.slice(start, prev - start + 1))
+                if row is not None:
+                    start = prev = row
+        schema = schema_for(self.kind)
         if not parts:
-            return schema_for(self.kind).empty_table()
+            return schema.empty_table()
+        parts = [p if p.schema.equals(schema) else p.cast(schema) for p in parts]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     def _matching(self, rows: pa.Table, state: _DayState, lo: int) -> pa.Array | None:
