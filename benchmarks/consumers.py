@@ -162,7 +162,8 @@ def main() -> int:
     print(f"late arrivals: {summary['records']} records, {summary['late']} late; 0.1.8 checkpoints never saw "
           f"{summary['missed_checkpoint']} ({100 * summary['missed_checkpoint'] / summary['records']:.1f}%; "
           f"{100 * summary['missed_checkpoint_late'] / max(summary['late'], 1):.0f}% of the late ones); "
-          f"the consumer missed {summary['missed_consumer']}, re-delivered {summary['redelivered_consumer']}",
+          f"the consumer missed {summary['missed_consumer']}, re-delivered {summary['redelivered_consumer']} after a commit "
+          f"({summary['consumer_crashes']} crashes, hourly compactions)",
           file=sys.stderr)
     for state in ("hot", "compacted"):
         if state in results:

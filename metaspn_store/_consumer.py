@@ -450,6 +450,9 @@ class Consumer:
                 self._settle(state, day, view, version)
                 state.stat = stat
                 k = state.k
+                if budget is None and not self.filter.to_json() and (self._checkpoint is None or k >= state.limit):
+                    pending += view.total - k  # counting everything: no record needs to be read
+                    continue
                 while k < view.total and (budget is None or taken < budget):
                     hi = min(view.total, k + max(_STEP_ROWS, 4 * ((budget or 0) - taken)))
                     rows = self._records(day, view, k, hi)

@@ -22,7 +22,11 @@ UTC = timezone.utc
 def late_arrival_scenario(ws: Path, *, records: int = 1500, seed: int = 3, late_share: float = 0.10) -> dict[str, int]:
     """What each worker never saw: ``missed_checkpoint`` (and of the late records,
     ``missed_checkpoint_late``) and ``missed_consumer``; ``redelivered_consumer`` counts records
-    the consumer gave twice."""
+    the consumer gave again after they were committed.
+
+    Hourly, the closed days are compacted (so late records also reach compacted days), and every
+    seventh catch-up the consumer "crashes": it polls a batch, then is dropped without a commit and
+    reopened (the uncommitted batch is delivered again, which is allowed)."""
     rng = random.Random(seed)
     start = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # crosses midnight: late records land in yesterday's file
     events = []
@@ -35,7 +39,10 @@ def late_arrival_scenario(ws: Path, *, records: int = 1500, seed: int = 3, late_
     consumer = store.consumer("worker")
     checkpoint = None
     by_checkpoint: set[str] = set()
-    by_consumer: list[str] = []
+    committed: set[str] = set()
+    by_consumer: set[str] = set()
+    redelivered = 0
+    crashes = 0
     poll_at = start
     pending = list(events)
     end = start + timedelta(hours=6)
@@ -51,9 +58,20 @@ def late_arrival_scenario(ws: Path, *, records: int = 1500, seed: int = 3, late_
         replay = list(store.iter_signals_from_checkpoint(end=poll_at, checkpoint=checkpoint))
         by_checkpoint.update(s.signal_id for s in replay)
         checkpoint = store.build_signal_checkpoint(replay) or checkpoint
+        if poll_at.minute == 0:
+            store.compact(before=poll_at.date())
+        if crashes * 7 < (poll_at - start) // timedelta(minutes=5):
+            crashes += 1
+            lost = consumer.poll(50)  # processed, never committed: the worker died
+            by_consumer.update(s.signal_id for s in lost)
+            consumer.close()
+            consumer = store.consumer("worker")
         while batch := consumer.poll(500):
-            by_consumer.extend(s.signal_id for s in batch)
-        consumer.commit()
+            got = [s.signal_id for s in batch]
+            redelivered += len(committed.intersection(got))
+            by_consumer.update(got)
+            committed.update(got)
+            consumer.commit()
         poll_at += timedelta(minutes=5)
     consumer.close()
     everything = {e[2] for e in events}
@@ -63,6 +81,7 @@ def late_arrival_scenario(ws: Path, *, records: int = 1500, seed: int = 3, late_
         "late": len(late),
         "missed_checkpoint": len(everything - by_checkpoint),
         "missed_checkpoint_late": len(late - by_checkpoint),
-        "missed_consumer": len(everything - set(by_consumer)),
-        "redelivered_consumer": len(by_consumer) - len(set(by_consumer)),
+        "missed_consumer": len(everything - by_consumer),
+        "redelivered_consumer": redelivered,
+        "consumer_crashes": crashes,
     }
