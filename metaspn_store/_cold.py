@@ -351,7 +351,7 @@ class ColdTier:
                 return claim[1] if claim is not None and claim[0] == identity else 0
             if dt is None or self.as_of is not None:
                 return 0
-            return int(dt.transaction_version(self.claim_id(day, identity)) or 0)
+            return self._transaction(dt, self.claim_id(day, identity))
 
     # ------------------------------------------------------------------ what consumers use
 
@@ -396,7 +396,19 @@ class ColdTier:
             dt = self._current()
             if dt is None or self._legacy_active(dt):
                 return 0
-            return int(dt.transaction_version(self.rows_id(day)) or 0)
+            return self._transaction(dt, self.rows_id(day))
+
+    def _transaction(self, dt: Any, app_id: str) -> int:
+        """An application transaction's version (0 if unset), asked once per table version: each
+        ask costs about 2 ms, and a consumer's poll asks for every day that changed."""
+        version = dt.version()
+        cache = self.__dict__.setdefault("_txns", {})
+        if cache.get("__version__") != version:
+            cache.clear()
+            cache["__version__"] = version
+        if app_id not in cache:
+            cache[app_id] = int(dt.transaction_version(app_id) or 0)
+        return int(cache[app_id])
 
     def day_rows(self, day: date) -> pa.Table:
         """The rows of ``day`` in append (``seq``) order, in the version ``version()`` loaded."""
