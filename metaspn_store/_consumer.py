@@ -382,10 +382,10 @@ class Consumer:
         parts = []
         if lo < view.n:
             parts.append(self._table_rows(day, view).slice(lo, min(hi, view.n) - lo))
-        if hi > view.n and view.hot is not None:
+        if hi > view.n and view.hot is not None and view.first:
             # Runs of consecutive hot rows as zero-copy slices (a take would copy the day's chunks).
             rows = view.first[max(lo - view.n, 0): hi - view.n]
-            start = prev = rows[0] if rows else 0
+            start = prev = rows[0]
             for row in [*rows[1:], None]:
                 if row is not None and row == prev + 1:
                     prev = row
