@@ -4,9 +4,11 @@ The public API of metaspn-store 0.1.8 (``FileSystemStore``, ``ReplayCheckpoint``
 ``DuplicateEventError``, ``RESOLVED_ENTITY_PAYLOAD_TYPES``) plus the error types.
 """
 
+from metaspn_store._consumer import Consumer
 from metaspn_store._hot import BadLineWarning
 from metaspn_store.errors import (
     CompactionError,
+    ConsumerBusyError,
     DuplicateEventError,
     InvalidNameError,
     InvalidRecordError,
@@ -23,6 +25,8 @@ __version__ = "0.2.0"
 __all__ = [
     "BadLineWarning",
     "CompactionError",
+    "Consumer",
+    "ConsumerBusyError",
     "DuplicateEventError",
     "FileSystemStore",
     "InvalidNameError",

@@ -33,6 +33,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -273,7 +275,7 @@ class ColdTier:
             paths = [self._uri_of(p) for p in adds.column("path").to_pylist()]
             return pa.table(
                 {"path": pa.array(paths, pa.string()), "day": adds.column("partition.day").cast(pa.date32()),
-                 "max_shared": max_shared, "size": adds.column("size_bytes")}
+                 "max_shared": max_shared, "size": adds.column("size_bytes"), "rows": adds.column("num_records")}
             ).sort_by([("day", "ascending"), ("path", "ascending")])
 
         return self._cached(version, "adds", compute)
@@ -349,7 +351,78 @@ class ColdTier:
                 return claim[1] if claim is not None and claim[0] == identity else 0
             if dt is None or self.as_of is not None:
                 return 0
-            return int(dt.transaction_version(self.claim_id(day, identity)) or 0)
+            return self._transaction(dt, self.claim_id(day, identity))
+
+    # ------------------------------------------------------------------ what consumers use
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """Load the latest version and keep it while the caller asks several questions
+        (``day_counts``, ``host_rows``, ``claimed_hot_lines``, ``day_rows``): every answer is of
+        that one version (other threads of the process wait). Yields ``version()``."""
+        with self._lock:
+            yield self.version()
+
+    def rows_id(self, day: date) -> str:
+        """Application transaction whose version counts the rows this host's commits added to
+        ``day`` (consumers tell their own compactions from other hosts' by it)."""
+        return f"metaspn-store/rows/{self.location.host}/{self.kind.name}/{day.isoformat()}"
+
+    def day_counts(self) -> dict[date, int]:
+        """Rows per day in the version the last ``version()`` call loaded (no data file is read:
+        Delta add actions, or the previous layout's Parquet footers)."""
+        with self._lock:
+            version, dt = self._state()
+            if self._legacy_active(dt):
+                import pyarrow.parquet as pq
+
+                return {day: sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+                        for day, paths in self.legacy.files(date.min, date.max).items()}
+            if dt is None:
+                return {}
+
+            def compute() -> dict[date, int]:
+                adds = self._adds(version, dt)
+                counts: dict[date, int] = {}
+                for rows, day in zip(adds.column("rows").to_pylist(), adds.column("day").to_pylist(), strict=True):
+                    counts[day] = counts.get(day, 0) + int(rows or 0)
+                return counts
+
+            return dict(self._cached(version, "day_counts", compute))
+
+    def host_rows(self, day: date) -> int:
+        """Rows this host's compactions added to ``day`` (the version ``version()`` loaded)."""
+        with self._lock:
+            dt = self._current()
+            if dt is None or self._legacy_active(dt):
+                return 0
+            return self._transaction(dt, self.rows_id(day))
+
+    def _transaction(self, dt: Any, app_id: str) -> int:
+        """An application transaction's version (0 if unset), asked once per table version: each
+        ask costs about 2 ms, and a consumer's poll asks for every day that changed."""
+        version = dt.version()
+        cache = self.__dict__.setdefault("_txns", {})
+        if cache.get("__version__") != version:
+            cache.clear()
+            cache["__version__"] = version
+        if app_id not in cache:
+            cache[app_id] = int(dt.transaction_version(app_id) or 0)
+        return int(cache[app_id])
+
+    def day_rows(self, day: date) -> pa.Table:
+        """The rows of ``day`` in append (``seq``) order, in the version ``version()`` loaded."""
+        schema = schema_for(self.kind)
+        with self._lock:
+            version, dt = self._state()
+            if self._legacy_active(dt):
+                import pyarrow.parquet as pq
+
+                paths = self.legacy.files(day, day).get(day, [])
+                if not paths:
+                    return schema.empty_table()
+                return pq.read_table(paths).select(schema.names).cast(schema).sort_by("seq")
+        return self.read_day(version, dt, day)
 
     def dataset(self, files: list[str]) -> Any:
         """A pyarrow dataset over these data files (hive ``day`` partition as a date column)."""

@@ -198,8 +198,13 @@ def compact_day(
         if bad:
             _quarantine(quarantine_dir / kind.name, day, hot_day.inode, hot_day.data + hot_day.tail, bad)
         crash_point("compaction.merged")
+        # Rows this host has added to the day, counted in the commit: a consumer tells its own
+        # host's compactions (its hot records moving into the table) from other hosts' by it.
+        added = int(dt.transaction_version(cold.rows_id(day)) or 0) if dt is not None else 0
+        added += out.num_rows - cold_rows.num_rows
         try:
-            report.version = cold.replace_day(dt, day, out, shared, (identity, hot_day.lines))
+            report.version = cold.replace_day(dt, day, out, shared, (identity, hot_day.lines),
+                                              extra_claims={cold.rows_id(day): added})
         except CommitFailedError:
             continue
         crash_point("compaction.committed")

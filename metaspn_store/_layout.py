@@ -16,6 +16,7 @@ Added by this package (0.1.8 never looks there)::
     WORKSPACE/store/.index/<kind>.arrow               persisted id index (a cache)
     WORKSPACE/store/.cache/<kind>/YYYY-MM-DD.arrow    saved parse of a hot file (a cache)
     WORKSPACE/store/.locks/<kind>.lock                writer locks
+    WORKSPACE/store/consumers/<kind>/NAME.json        a named consumer's committed positions (``_consumer``)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Layout:
         self.locks_dir = self.store_root / ".locks"
         self.index_dir = self.store_root / ".index"
         self.parse_cache_dir = self.store_root / ".cache"
+        self.consumers_dir = self.store_root / "consumers"
         self._hot_paths: dict[tuple[str, date], Path] = {}
 
     def ensure_dirs(self) -> None:
@@ -86,6 +88,10 @@ class Layout:
     def saved_parse(self, kind: Kind, day: date) -> Path:
         """The saved parse of one hot file (a cache: deleting it only costs one parse)."""
         return self.parse_cache_dir / kind.name / f"{day.isoformat()}.arrow"
+
+    def consumer_dir(self, kind: Kind) -> Path:
+        """``store/consumers/<kind>/``: one position file (and lock file) per named consumer."""
+        return self.consumers_dir / kind.name
 
     def lock_file(self, name: str) -> Path:
         """Where the lock ``name`` lives (its folder is created when the lock is first taken)."""

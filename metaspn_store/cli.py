@@ -436,6 +436,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_consumers(args: argparse.Namespace) -> int:
+    """Named consumers: records delivered (committed), lag, last commit, filter."""
+    found = _open_existing(args.workspace).consumers()
+    if args.json:
+        _print_json(found)
+        return 0
+    if not found:
+        print("no consumers (a worker creates one with store.consumer(NAME))")
+        return 0
+    rows = [["NAME", "KIND", "DELIVERED", "LAG", "LAST COMMIT (UTC)", "FILTER"]]
+    for c in found:
+        flt = " ".join(f"{k}={','.join(v)}" for k, v in c["filter"].items()) or "-"
+        rows.append([c["name"], c["kind"], str(c["delivered"]), str(c["lag"]), c["committed"] or "never", flt])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Per kind: hot and cold days, records, bytes, quarantined lines, last compaction; checkpoints."""
     from metaspn_store._info import STEPS, workspace_info
@@ -674,6 +693,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("workspace", help="workspace folder (the one holding store/)")
     info.add_argument("--json", action="store_true", help="print one JSON document")
     info.set_defaults(func=cmd_info)
+
+    consumers = sub.add_parser(
+        "consumers",
+        help="list named consumers with their lag (records stored, not yet delivered) and last commit",
+        description="Example: metaspn-store consumers /srv/workspace --json",
+    )
+    consumers.add_argument("workspace", help="workspace folder (the one holding store/)")
+    consumers.add_argument("--json", action="store_true", help="print one JSON document")
+    consumers.set_defaults(func=cmd_consumers)
 
     sql = sub.add_parser(
         "sql",

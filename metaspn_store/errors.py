@@ -52,3 +52,8 @@ class StoreIOError(StoreError, OSError):
     """The operating system refused a write (disk full, quota, permission, file too large, not a
     regular file). The message names the file and the cause; ``errno`` is the OS error's, and
     nothing of the failed call was stored."""
+
+
+class ConsumerBusyError(StoreLockedError):
+    """Another open consumer (this process or another) already uses this consumer name: a name
+    is one reader of its positions at a time, so that no record is delivered to both."""

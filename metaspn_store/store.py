@@ -35,6 +35,7 @@ from metaspn_store import _codec
 from metaspn_store._codec import ensure_utc
 from metaspn_store._cold import AsOf, ColdTier, open_location
 from metaspn_store._compactor import CompactionReport, compact_day, convert_legacy
+from metaspn_store._consumer import Consumer, ConsumerFilter, list_consumers
 from metaspn_store._hot import BadLineWarning, HotTier
 from metaspn_store._index import IdIndex, digest, digest_many
 from metaspn_store._ipc import replace_atomically
@@ -573,6 +574,62 @@ class FileSystemStore:
         if kind not in ("signals", "emissions"):
             raise ValueError(f"kind must be 'signals' or 'emissions', got {kind!r}")
         return self._cold[kind].history()
+
+    # ------------------------------------------------------------------ consumers
+
+    def consumer(
+        self,
+        name: str,
+        kind: Literal["signals", "emissions"] = "signals",
+        *,
+        sources: Iterable[str] | None = None,
+        payload_types: Iterable[str] | None = None,
+        emission_types: Iterable[str] | None = None,
+        start: Literal["beginning", "now"] | ReplayCheckpoint = "beginning",
+    ) -> Consumer:
+        """A named consumer: every stored record of ``kind`` (matching the filters) once, in each
+        day's append order, late records included; positions under ``store/consumers/``.
+
+        ``start`` applies when the name is new: ``"beginning"`` (everything stored),
+        ``"now"`` (only records stored from now on, late ones for old days included) or a 0.1.8
+        :class:`ReplayCheckpoint` (what that checkpoint had not reached, then everything new).
+        A name is open in one place at a time (:class:`ConsumerBusyError` otherwise). Filters
+        can change between runs; positions advance over records that do not match."""
+        self._writable(f"consumer {name!r}")
+        if kind not in ("signals", "emissions"):
+            raise ValueError(f"kind must be 'signals' or 'emissions', got {kind!r}")
+        if kind == "signals" and emission_types is not None:
+            raise ValueError("emission_types filters emission consumers; signals have sources and payload_types")
+        if kind == "emissions" and (sources is not None or payload_types is not None):
+            raise ValueError("sources and payload_types filter signal consumers; emissions have emission_types")
+
+        def values(arg: Iterable[str] | None, what: str) -> tuple[str, ...] | None:
+            if arg is None:
+                return None
+            if isinstance(arg, str):
+                raise TypeError(f"{what} must be a list of strings, not a string")
+            out = tuple(arg)
+            if not all(isinstance(v, str) for v in out):
+                raise TypeError(f"{what} must be a list of strings")
+            return out
+
+        flt = ConsumerFilter(values(sources, "sources"), values(payload_types, "payload_types"),
+                             values(emission_types, "emission_types"))
+        the_kind = SIGNALS if kind == "signals" else EMISSIONS
+        return Consumer(name=name, kind=the_kind, layout=self._layout, hot=self._hot[kind], cold=self._cold[kind],
+                        flt=flt, start=start)
+
+    def consumers(self) -> list[dict[str, Any]]:
+        """Every named consumer of the store: name, kind, filter, created / last committed (UTC),
+        commits, records delivered as of the last commit, and lag (matching records stored and
+        not yet delivered, counted from the last commit)."""
+        out = []
+        for kind in (SIGNALS, EMISSIONS):
+            for name in list_consumers(self._layout, kind):
+                reader = Consumer(name=name, kind=kind, layout=self._layout, hot=self._hot[kind.name],
+                                  cold=self._cold[kind.name], flt=ConsumerFilter(), read_only=True)
+                out.append(reader.info())
+        return out
 
     def _location(self, kind: Kind, code: int, record_id: str) -> Path:
         """Where the first record of an id lives now (only asked for duplicates).

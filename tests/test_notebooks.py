@@ -52,6 +52,10 @@ _out = {{
           "score_min": float(r.score_min), "score_max": float(r.score_max)}}
         for r in calibration.itertuples()
     ],
+    "season_ws": str(SEASON_WS),
+    "season_summary": season_summary,
+    "games": [[r.game_id, int(r.signal_count), int(r.emission_count), float(r.reward_projection_total)]
+              for r in games.itertuples()],
 }}
 print({MARKER!r} + _json.dumps(_out))
 """
@@ -197,6 +201,20 @@ def test_analysis_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     assert figure.read_bytes()[:8] == PNG
     assert volume_figure.read_bytes()[:8] == PNG
+
+    # Season 1 dashboard: the reference's semantics in plain Python over the same records
+    import season1_oracle
+    from oracle import Oracle
+
+    season = FileSystemStore(got["season_ws"], read_only=True)
+    oracle = Oracle(season.iter_signals(FAR_PAST, FAR_FUTURE), season.iter_emissions(FAR_PAST, FAR_FUTURE))
+    window = {"start": datetime(2026, 3, 1, tzinfo=UTC), "end": datetime(2026, 3, 4, tzinfo=UTC), "season_id": "S1"}
+    assert got["season_summary"] == season1_oracle.season_summary(oracle, **window)
+    assert got["season_summary"]["signal_count"] > 1000 and got["season_summary"]["emission_count"] > 100
+    assert got["games"] == [[g["game_id"], g["signal_count"], g["emission_count"], g["reward_projection_total"]]
+                            for g in season1_oracle.per_game(oracle, **window)]
+    for title in ("season summary", "per game", "leading players by points"):
+        assert f"{title}\n" in printed, title
 
 
 PNG = b"\x89PNG\r\n\x1a\n"
