@@ -87,3 +87,33 @@ def test_a_lock_file_of_the_previous_format_keeps_its_generation(tmp_path):
         assert lock.state() == (42, 738001)
     assert path.read_bytes()[:12] == (42).to_bytes(8, "little") + (738001).to_bytes(4, "little")
 
+
+
+def test_a_big_batch_leaves_the_cyclic_collector_as_it_found_it(tmp_path):
+    import gc
+    from datetime import datetime, timedelta, timezone
+
+    import pytest
+    from metaspn_schemas import SignalEnvelope
+
+    from metaspn_store import FileSystemStore, InvalidRecordError
+
+    t0 = datetime(2026, 2, 5, tzinfo=timezone.utc)
+    batch = [SignalEnvelope(signal_id=f"g{k}", timestamp=t0 + timedelta(seconds=k), source="w", payload_type="p",
+                            payload={"k": k}) for k in range(1500)]
+    store = FileSystemStore(tmp_path)
+    assert gc.isenabled()
+    store.write_signals(batch)
+    assert gc.isenabled()
+    bad = [*batch[:1200], SignalEnvelope(signal_id="nan", timestamp=t0, source="w", payload_type="p",
+                                         payload={"x": float("nan")})]
+    with pytest.raises(InvalidRecordError):
+        store.write_signals(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.write_signals([*batch, *[SignalEnvelope(signal_id=f"h{k}", timestamp=t0, source="w", payload_type="p",
+                                                      payload={}) for k in range(1000)]])
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
