@@ -725,6 +725,20 @@ def render_compare(
             lines.append(f"| compaction | n/a | | {compaction.note} | | | | | | | | |")
     replay = results["new"].get("replay")
     notes = []
+    cpu_rows = []
+    for op in ops:
+        ref, new = results["ref"].get(op), results["new"].get(op)
+        ref_cpu = ref.median("cpu_seconds") if ref else None
+        new_cpu = new.median("cpu_seconds") if new else None
+        if ref_cpu and new_cpu:
+            cpu_rows.append(
+                f"{LABELS[op]} {fmt_time(ref_cpu)} / {fmt_time(new_cpu)} = {fmt_ratio(ref_cpu, new_cpu)}"
+            )
+    if cpu_rows:
+        notes.append(
+            "- CPU time of the timed call (process_time, user + system; medians, 0.1.8 / new = ratio), "
+            "less disturbed by other processes than the wall times above: " + "; ".join(cpu_rows) + "."
+        )
     if size.name == "large" and replay is not None and replay.status == "ok":
         rss = replay.rss() or 0
         notes.append(
