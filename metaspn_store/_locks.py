@@ -63,7 +63,7 @@ class ProcessLock:
 
     def hold(self, *, blocking: bool = True) -> _Held:
         """Context manager holding the lock (re-entrant within a thread)."""
-        return self._holds[blocking]
+        return self._holds[1 if blocking else 0]
 
     def _acquire(self, blocking: bool) -> None:
         if not self._thread_lock.acquire(blocking):
