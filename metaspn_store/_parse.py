@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +31,6 @@ from metaspn_store import _rules
 from metaspn_store._codec import KNOWN_KEYS, REF_FIELDS, rows_to_table, schema_for
 from metaspn_store._layout import SIGNALS, Kind
 from metaspn_store._rules import BULK_THRESHOLD, BadLine, is_blank, row_from_line
-
-_REF_JSON_SCHEMA = (
-    '[{"ref_type":"VARCHAR","value":"VARCHAR","platform":"VARCHAR","label":"VARCHAR","schema_version":"VARCHAR"}]'
-)
 
 
 def _trace_ok(trace: str) -> str:
@@ -102,15 +99,14 @@ def _strings(kind: Kind) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _bulk_sql(kind: Kind, screened: bool, tolerant: bool) -> str:
-    """SQL reading the lines of a chunk (table ``lines``: ``i``, ``line`` without its newline, and
-    ``suspicious`` when ``screened``), one row per line in order.
+def _bulk_sql(kind: Kind, tolerant: bool) -> str:
+    """SQL reading the lines of a chunk (table ``lines``: ``i``, ``line`` without its newline),
+    one row per line in order.
 
     DuckDB parses each line once (``json_transform_strict``) and checks what needs the parsed
     values (``_rules.BULK_SCREEN``); ``ok`` is false where a check fails. The string fields come
     back as JSON text: :func:`_finish` checks their type and unquotes them (Arrow, vectorised).
-    ``suspicious`` (SUSPICIOUS_BYTES per line) is only computed for chunks where the pattern
-    occurs at all: without the column, no line of the chunk matches. Without ``tolerant`` a line
+    SUSPICIOUS_BYTES is the caller's (:func:`_suspicious`). Without ``tolerant`` a line
     that is not an object with the envelope's keys makes the query fail (it is then run again
     with ``tolerant``, where such a line's ``ok`` is false): one bad line in a chunk is rare, and
     TRY costs every line.
@@ -129,7 +125,6 @@ def _bulk_sql(kind: Kind, screened: bool, tolerant: bool) -> str:
         f"AND (r.raw IS NULL OR ({_openings('r.raw')} < $max_open AND {_unique_keys('r.raw')}))"
         if kind is SIGNALS else ""
     )
-    suspicious = "AND NOT suspicious" if screened else ""
     strings = ", ".join(f"r.{k} AS {k}" for k in _strings(kind))
     return f"""
         WITH parsed AS (SELECT *, {parse} AS r FROM lines),
@@ -150,8 +145,7 @@ def _bulk_sql(kind: Kind, screened: bool, tolerant: bool) -> str:
             CASE
                 WHEN r IS NULL OR r.entity_refs IS NULL THEN false
                 WHEN NOT coalesce(
-                    strlen(line) <= $max_line
-                    {suspicious}{object_checks}
+                    strlen(line) <= $max_line{object_checks}
                     AND {_openings("coalesce(r.payload, 'null')")} < $max_open
                     {raw_checks}
                     AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
@@ -339,27 +333,41 @@ def _bulk_or_none(
     lines = pc.split_pattern(whole, "\n").values.slice(0, n_lines)
     if len(lines) != n_lines:
         return None
-    columns = {"i": _range(n_lines), "line": lines}
-    # SUSPICIOUS_BYTES is looked for per line only in a chunk where it occurs at all (any match
-    # inside a line is a match inside the chunk); usually it occurs nowhere.
-    screened = bool(pc.match_substring_regex(whole, _rules.SUSPICIOUS_BYTES)[0].as_py())
-    if screened:
-        columns["suspicious"] = pc.match_substring_regex(lines, _rules.SUSPICIOUS_BYTES)
     name = f"__metaspn_bulk_lines_{next(_SEQUENCE)}"
     # Batches of a few thousand lines: DuckDB's threads scan them in parallel.
-    con.register(name, pa.Table.from_batches(pa.table(columns).to_batches(max_chunksize=_BATCH_ROWS)))
+    batches = pa.table({"i": _range(n_lines), "line": lines}).to_batches(max_chunksize=_BATCH_ROWS)
+    con.register(name, pa.Table.from_batches(batches))
+    # SUSPICIOUS_BYTES meanwhile (Arrow releases the GIL): a thread of its own.
+    found: list[pa.Array | None] = []
+    search = threading.Thread(target=lambda: found.append(_suspicious(whole, lines)))
+    search.start()
     params = {"max_open": _rules.MAX_VOUCHED_OPENINGS, "max_line": _rules.MAX_LINE_BYTES}
     try:
         try:
-            table = con.sql(_bulk_sql(kind, screened, False).replace("FROM lines", f"FROM {name}"), params=params).to_arrow_table()
+            sql = _bulk_sql(kind, False).replace("FROM lines", f"FROM {name}")
+            table = con.sql(sql, params=params).to_arrow_table()
         except (duckdb.InvalidInputException, duckdb.ConversionException):
             # A line that is not an object with the envelope's keys: again, tolerating it.
-            table = con.sql(_bulk_sql(kind, screened, True).replace("FROM lines", f"FROM {name}"), params=params).to_arrow_table()
+            sql = _bulk_sql(kind, True).replace("FROM lines", f"FROM {name}")
+            table = con.sql(sql, params=params).to_arrow_table()
     finally:
         con.unregister(name)
+        search.join()
     if table.num_rows != n_lines:
         return None
-    return _finish(kind, table, b"\\" in text)
+    out = _finish(kind, table, b"\\" in text)
+    if found and found[0] is not None:
+        ok = pc.and_(out.column("ok"), pc.invert(found[0]))
+        out = out.set_column(out.schema.get_field_index("ok"), "ok", ok)
+    return out
+
+
+def _suspicious(whole: pa.Array, lines: pa.Array) -> pa.Array | None:
+    """Per line, whether SUSPICIOUS_BYTES occurs in it; None when it occurs nowhere in the chunk
+    (any match inside a line is a match inside the chunk), as usual."""
+    if not pc.match_substring_regex(whole, _rules.SUSPICIOUS_BYTES)[0].as_py():
+        return None
+    return pc.match_substring_regex(lines, _rules.SUSPICIOUS_BYTES)
 
 
 def _one_string(data: bytes) -> pa.Array:
