@@ -3,9 +3,10 @@
 Two paths produce the same rows, warnings and reports (what a valid line is, and when the bulk
 path may vouch for one, is written in :mod:`metaspn_store._rules`):
 
-* the bulk path (chunks from ``BULK_THRESHOLD`` bytes) lets DuckDB split and parse the lines and
-  vouches only for lines that pass every condition of ``_rules.BULK_SCREEN``; every other line
-  is handed to
+* the bulk path (chunks from ``BULK_THRESHOLD`` bytes): Arrow splits the chunk into lines (no
+  copy of the file, no temporary file), DuckDB parses each line once and checks what needs the
+  parsed values, Arrow checks and unquotes the string fields, and only lines that pass every
+  condition of ``_rules.BULK_SCREEN`` are vouched for; every other line is handed to
 * the exact path, the definition itself (``_rules.row_from_line``), one line at a time. Lines it
   cannot read become :class:`BadLineReport` entries, never errors.
 
@@ -264,7 +265,8 @@ def parse_chunk(
 
     Returns (rows, bad lines, number of lines consumed); the rows are exactly what
     :func:`parse_lines_exact` gives, whichever path runs. ``whole_file`` may name a file whose
-    first ``len(data)`` bytes are ``data`` (the bulk path then reads it in place).
+    first ``len(data)`` bytes are ``data``; it is no longer needed (the chunk is parsed from
+    memory) and kept for callers.
     """
     if len(data) < BULK_THRESHOLD:
         return parse_exact(kind, data, first_line, path)
@@ -353,10 +355,10 @@ def _bulk_or_none(
     finally:
         con.unregister(name)
         search.join()
-    if table.num_rows != n_lines:
-        return None
+    if table.num_rows != n_lines or not found:
+        return None  # (no answer from the search: it failed, so no line is vouched for)
     out = _finish(kind, table, b"\\" in text)
-    if found and found[0] is not None:
+    if found[0] is not None:
         ok = pc.and_(out.column("ok"), pc.invert(found[0]))
         out = out.set_column(out.schema.get_field_index("ok"), "ok", ok)
     return out
