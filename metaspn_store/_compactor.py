@@ -42,6 +42,7 @@ from metaspn_store._faults import crash_point
 from metaspn_store._hot import HotTier, head_digest
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._parse import BadLineReport, parse_chunk
+from metaspn_store._rules import is_blank
 from metaspn_store.errors import CompactionError
 
 
@@ -128,8 +129,43 @@ def _read_hot_day(hot: HotTier, day: date, con: duckdb.DuckDBPyConnection) -> _H
     rows, lines = schema_for(hot.kind).empty_table(), 0
     bad: list[BadLineReport] = []
     if cut:
-        rows, bad, lines = parse_chunk(hot.kind, con, data, 0, str(path), whole_file=path)
+        lines = data.count(b"\n")
+        shared = _hot_parse(hot, day, st.st_ino, data, lines)
+        if shared is not None:
+            rows, bad = shared
+        else:
+            rows, bad, lines = parse_chunk(hot.kind, con, data, 0, str(path), whole_file=path)
     return _HotDay(path, st.st_ino, data, tail, rows, bad, lines)
+
+
+def _hot_parse(
+    hot: HotTier, day: date, inode: int, data: bytes, lines: int
+) -> tuple[pa.Table, list[BadLineReport]] | None:
+    """The rows and bad lines of ``data`` (the first ``lines`` lines of the day's hot file) from
+    the hot tier's parse of the file, which reads and the id index share (usually made already,
+    often saved), instead of parsing the day a second time. None unless that parse is of this
+    file (inode and first line) and reaches our last line (the file only grows under our lock;
+    a tool without the lock may have appended more lines, which are cut off here). Only a parse
+    the hot tier holds already is taken: making one here would warn about its bad lines, which
+    compaction keeps aside silently."""
+    if hot.identity(day) != (inode, head_digest(data)):
+        return None
+    table = hot.table(day)
+    if table is None or hot.identity(day) != (inode, head_digest(data)):
+        return None
+    bad = hot.bad_lines(day)
+    seq = table.column("seq")
+    if table.num_rows and pc.max(seq).as_py() >= lines:
+        table = table.filter(pc.less(seq, lines))
+        seq = table.column("seq")
+    bad = [b for b in bad if b.line <= lines]
+    last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+    reached = (
+        is_blank(last)
+        or (table.num_rows > 0 and seq[-1].as_py() == lines - 1)
+        or any(b.line == lines for b in bad)
+    )
+    return (table, bad) if reached else None
 
 
 MAX_ATTEMPTS = 50
@@ -155,6 +191,9 @@ def compact_day(
 
     started = time.perf_counter()
     kind = cold.kind
+    # The index first: building it parses every hot file through the hot tier, and the day's
+    # lines are then taken from that parse instead of being parsed again (_read_hot_day).
+    index()
     hot_day = _read_hot_day(hot, day, connection)
     if hot_day is None:
         return None

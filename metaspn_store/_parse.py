@@ -3,9 +3,10 @@
 Two paths produce the same rows, warnings and reports (what a valid line is, and when the bulk
 path may vouch for one, is written in :mod:`metaspn_store._rules`):
 
-* the bulk path (chunks from ``BULK_THRESHOLD`` bytes) lets DuckDB split and parse the lines and
-  vouches only for lines that pass every condition of ``_rules.BULK_SCREEN``; every other line
-  is handed to
+* the bulk path (chunks from ``BULK_THRESHOLD`` bytes): Arrow splits the chunk into lines (no
+  copy of the file, no temporary file), DuckDB parses each line once and checks what needs the
+  parsed values, Arrow checks and unquotes the string fields, and only lines that pass every
+  condition of ``_rules.BULK_SCREEN`` are vouched for; every other line is handed to
 * the exact path, the definition itself (``_rules.row_from_line``), one line at a time. Lines it
   cannot read become :class:`BadLineReport` entries, never errors.
 
@@ -14,9 +15,11 @@ Row ``seq`` is the 0-based line number inside the file, so ``(day, seq)`` is app
 
 from __future__ import annotations
 
-import os
+import functools
+import itertools
 import re
-import tempfile
+import threading
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaspn_store import _rules
-from metaspn_store._codec import KNOWN_KEYS, rows_to_table, schema_for
+from metaspn_store._codec import KNOWN_KEYS, REF_FIELDS, rows_to_table, schema_for
 from metaspn_store._layout import SIGNALS, Kind
 from metaspn_store._rules import BULK_THRESHOLD, BadLine, is_blank, row_from_line
-
-_REF_JSON_SCHEMA = (
-    '[{"ref_type":"VARCHAR","value":"VARCHAR","platform":"VARCHAR","label":"VARCHAR","schema_version":"VARCHAR"}]'
-)
 
 
 def _trace_ok(trace: str) -> str:
@@ -67,27 +66,16 @@ def _unique_keys(value: str) -> str:
     return f"list_unique(json_keys({value})) = len(json_keys({value}))"
 
 
-def _all(types: str, allowed: str) -> str:
-    """Every JSON type in the list ``types`` is one of ``allowed`` (an SQL list literal)."""
-    return f"coalesce(list_bool_and(list_transform({types}, lambda t: list_contains({allowed}, t))), true)"
+def _no_repeats(keys: str) -> str:
+    """No key of the list ``keys`` occurs twice: strictly ascending (sorted keys, as our writer
+    and 0.1.8 render objects), else counted."""
+    ascending = f"list_bool_and(list_transform(list_zip({keys}[:-2], {keys}[2:]), lambda p: p[1] < p[2]))"
+    return f"(CASE WHEN coalesce({ascending}, true) THEN true ELSE list_unique({keys}) = len({keys}) END)"
 
 
-# Each ref an object with string fields (platform and label may be null or absent) and no
-# repeated key. One parse per wildcard path; an element that is not an object, or lacks a
-# required field, makes that field's type list shorter than the array.
-_REFS_OK = f"""((
-    {_all("json_type(refs_j, '$[*]')", "['OBJECT']")}
-    AND len(json_type(refs_j, '$[*].ref_type')) = json_array_length(refs_j)
-    AND len(json_type(refs_j, '$[*].value')) = json_array_length(refs_j)
-    AND len(json_type(refs_j, '$[*].schema_version')) = json_array_length(refs_j)
-    AND {_all("json_type(refs_j, '$[*].ref_type')", "['VARCHAR']")}
-    AND {_all("json_type(refs_j, '$[*].value')", "['VARCHAR']")}
-    AND {_all("json_type(refs_j, '$[*].schema_version')", "['VARCHAR']")}
-    AND {_all("json_type(refs_j, '$[*].platform')", "['NULL', 'VARCHAR']")}
-    AND {_all("json_type(refs_j, '$[*].label')", "['NULL', 'VARCHAR']")}
-    AND coalesce(list_bool_and(list_transform(json_keys(refs_j, '$[*]'),
-        lambda k: list_unique(k) = len(k))), true)
-))"""
+def _openings(text: str) -> str:
+    """How many '[' / '{' bytes ``text`` holds (at least its nesting depth)."""
+    return f"(strlen({text}) - strlen(replace(replace({text}, '{{', ''), '[', '')))"
 
 
 @dataclass(frozen=True)
@@ -97,87 +85,137 @@ class BadLineReport:
     reason: str
 
 
-def _bulk_sql(kind: Kind) -> str:
-    """SQL turning the lines of a file into rows of the kind's schema plus an ``ok`` flag.
+# The structure the bulk parse reads each line into, in one parse: every top-level field as its
+# JSON text (its JSON type is the text's first byte), entity refs as objects of JSON texts.
+# ``json_transform_strict`` refuses a line that is not JSON, not an object, lacks one of these
+# keys or repeats one of them, also inside a ref (with TRY: NULL); other keys are counted apart.
+_REF_STRUCT = '{"ref_type":"JSON","value":"JSON","platform":"JSON","label":"JSON","schema_version":"JSON"}'
 
-    One row per line (``i`` from 0, blank lines included), so line numbers never depend on
-    what DuckDB skips. ``ok`` is true only for lines every condition of ``_rules.BULK_SCREEN``
-    vouches for; the other rows are placeholders the caller replaces with the line-by-line
-    reader's verdict. Each JSON function parses its argument again, so the types of all
-    top-level fields come from one multi-path ``json_type`` call, and checks of optional parts
-    (trace, raw, object payloads) run only where those parts are objects.
-    """
+
+def _strings(kind: Kind) -> list[str]:
+    """The top-level fields that must be JSON strings (they become the kind's string columns)."""
     if kind is SIGNALS:
-        first, second = "source", "payload_type"
-        keys = ["signal_id", "timestamp", "source", "payload_type", "payload", "schema_version",
-                "entity_refs", "trace", "raw"]
-    else:
-        first, second = "emission_type", "caused_by"
-        keys = ["emission_id", "timestamp", "emission_type", "caused_by", "payload", "schema_version",
-                "entity_refs", "trace"]
-    assert set(keys) == KNOWN_KEYS[kind.name]
-    at = {name: i + 1 for i, name in enumerate(keys)}
-    paths = ", ".join(f"'$.{name}'" for name in keys)
-    idc = kind.id_field
-    known = "[" + ", ".join(f"'{k}'" for k in keys) + "]"
-    # The JSON type each top-level field must have (None: any).
-    expected = {idc: "VARCHAR", "timestamp": "VARCHAR", first: "VARCHAR", second: "VARCHAR",
-                "schema_version": "VARCHAR", "entity_refs": "ARRAY"}
-    type_checks = " AND ".join(f"types[{at[name]}] = '{t}'" for name, t in expected.items())
-    optional_objects = ["trace", "raw"] if kind is SIGNALS else ["trace"]
-    type_checks += "".join(f" AND types[{at[name]}] IN ('NULL', 'OBJECT')" for name in optional_objects)
-    raw_col = (
-        f"CASE WHEN types[{at['raw']}] = 'OBJECT' THEN v[{at['raw']}]::VARCHAR END" if kind is SIGNALS
-        else "NULL::VARCHAR"
+        return [kind.id_field, "source", "payload_type", "schema_version"]
+    return [kind.id_field, "emission_type", "caused_by", "schema_version"]
+
+
+@functools.lru_cache(maxsize=16)
+def _bulk_sql(kind: Kind, tolerant: bool) -> str:
+    """SQL reading the lines of a chunk (table ``lines``: ``i``, ``line`` without its newline),
+    one row per line in order.
+
+    DuckDB parses each line once (``json_transform_strict``) and checks what needs the parsed
+    values (``_rules.BULK_SCREEN``); ``ok`` is false where a check fails. The string fields come
+    back as JSON text: :func:`_finish` checks their type and unquotes them (Arrow, vectorised).
+    SUSPICIOUS_BYTES is the caller's (:func:`_suspicious`). Without ``tolerant`` a line
+    that is not an object with the envelope's keys makes the query fail (it is then run again
+    with ``tolerant``, where such a line's ``ok`` is false): one bad line in a chunk is rare, and
+    TRY costs every line.
+    """
+    keys = sorted(KNOWN_KEYS[kind.name])
+    structure = "{" + ",".join(
+        f'"{k}":' + (f"[{_REF_STRUCT}]" if k == "entity_refs" else '"JSON"') for k in keys
+    ) + "}"
+    parse = f"json_transform_strict(line, '{structure}')"
+    if tolerant:
+        parse = f"TRY({parse})"
+    objects = ["trace", "raw"] if kind is SIGNALS else ["trace"]
+    object_checks = "".join(f"\n                    AND (r.{k} IS NULL OR starts_with(r.{k}, '{{'))" for k in objects)
+    raw_col = "r.raw" if kind is SIGNALS else "NULL::VARCHAR"
+    raw_checks = (
+        f"AND (r.raw IS NULL OR ({_openings('r.raw')} < $max_open AND {_unique_keys('r.raw')}))"
+        if kind is SIGNALS else ""
     )
-    raw_value = f"v[{at['raw']}]" if kind is SIGNALS else ""
-    raw_ok = (
-        f"CASE WHEN types[{at['raw']}] = 'OBJECT' THEN {_unique_keys(raw_value)} ELSE true END"
-        if kind is SIGNALS else "true"
-    )
+    strings = ", ".join(f"r.{k} AS {k}" for k in _strings(kind))
     return f"""
-        WITH src AS (SELECT string_split(content, chr(10)) AS lines FROM read_text($path)),
-        numbered AS (SELECT unnest(range(len(lines))) AS i, unnest(lines) AS line FROM src),
-        parsed AS (
-            SELECT i, line, TRY_CAST(line AS JSON) AS j FROM numbered WHERE i < $n
-        ),
+        WITH parsed AS (SELECT *, {parse} AS r FROM lines),
         fields AS (
-            SELECT i, line, j, json_keys(j) AS top_keys, json_extract(j, [{paths}]) AS v,
-                json_type(j, [{paths}]) AS types,
-                v[{at['timestamp']}]->>'$' AS ts_text, v[{at['entity_refs']}] AS refs_j
-            FROM (SELECT i, line, CASE WHEN json_type(j) = 'OBJECT' THEN j END AS j FROM parsed)
+            SELECT *, r.timestamp[2:-2] AS ts_text,
+                CASE WHEN starts_with(r.payload, '{{') THEN json_keys(r.payload) END AS payload_keys
+            FROM parsed
         )
         SELECT
-            fields.i,
-            CASE WHEN fields.i = $n - 1 THEN fields.line END AS tail,
-            v[{at[idc]}]->>'$' AS {idc},
+            i,
+            {strings},
+            r.timestamp AS timestamp_text,
             TRY_CAST(ts_text AS TIMESTAMPTZ) AS timestamp,
-            v[{at[first]}]->>'$' AS {first},
-            v[{at[second]}]->>'$' AS {second},
-            v[{at['payload']}]::VARCHAR AS payload,
-            v[{at['schema_version']}]->>'$' AS schema_version,
-            from_json(refs_j, '{_REF_JSON_SCHEMA}') AS entity_refs,
-            CASE WHEN types[{at['trace']}] = 'OBJECT' THEN v[{at['trace']}]::VARCHAR END AS trace,
+            coalesce(r.payload, 'null') AS payload,
+            r.entity_refs AS entity_refs,
+            r.trace AS trace,
             {raw_col} AS raw,
-            (
-                j IS NOT NULL
-                AND len(top_keys) = {len(keys)} AND list_has_all(top_keys, {known})
-                AND {type_checks}
-                AND length(v[{at[idc]}]->>'$') > 0
-                AND NOT regexp_matches(fields.line, $suspicious)
-                AND length(fields.line) - length(replace(replace(fields.line, '{{', ''), '[', '')) < $max_open
-                AND strlen(fields.line) <= $max_line
-                AND regexp_full_match(ts_text, $ts_pattern)
-                AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
-                AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
-                AND CASE WHEN types[{at['payload']}] = 'OBJECT' THEN {_unique_keys(f"v[{at['payload']}]")} ELSE true END
-                AND {raw_ok}
-                AND CASE WHEN json_array_length(refs_j) > 0 THEN {_REFS_OK} ELSE true END
-                AND CASE WHEN types[{at['trace']}] = 'OBJECT' THEN {_trace_ok(f"v[{at['trace']}]")} ELSE true END
-            ) IS TRUE AS ok
+            CASE
+                WHEN r IS NULL OR r.entity_refs IS NULL THEN false
+                WHEN NOT coalesce(
+                    strlen(line) <= $max_line{object_checks}
+                    AND {_openings("coalesce(r.payload, 'null')")} < $max_open
+                    {raw_checks}
+                    AND TRY_CAST(left(ts_text, 10) AS DATE) IS NOT NULL
+                    AND TRY_CAST(ts_text AS TIMESTAMPTZ) IS NOT NULL
+                    AND (payload_keys IS NULL OR {_no_repeats('payload_keys')}), false) THEN false
+                WHEN r.trace IS NOT NULL AND NOT coalesce({_trace_ok('r.trace')}, false) THEN false
+                ELSE coalesce(len(json_keys(line)) = {len(keys)}, false)
+            END AS ok
         FROM fields
-        ORDER BY fields.i
     """
+
+
+def _json_strings(column: pa.ChunkedArray | pa.Array, escapes: bool) -> tuple[pa.Array, pa.Array]:
+    """(is a JSON string without escapes, its text) of a column of JSON texts. A string with an
+    escape is left to the line-by-line reader (rare: our writer escapes only what must be).
+    Without ``escapes`` the chunk holds no backslash at all, so no text has one."""
+    text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    text = text.cast(pa.string())
+    plain = pc.starts_with(text, '"')
+    if escapes:
+        plain = pc.and_(plain, pc.invert(pc.match_substring(text, "\\")))
+    inner = pc.binary_slice(text.cast(pa.binary()), 1, -1).cast(pa.string())
+    return pc.fill_null(plain, _FALSE), inner
+
+
+def _finish(kind: Kind, table: pa.Table, escapes: bool) -> pa.Table:
+    """The rows of :func:`_bulk_sql`'s result in the kind's columns, with ``i`` and ``ok``: string
+    fields unquoted, and ``ok`` also requiring the checks Arrow does faster than DuckDB (JSON
+    string types, a non-empty id, the timestamp's form (TS_VOUCHED), entity ref field types)."""
+    ok = table.column("ok").combine_chunks()
+    out: dict[str, pa.Array] = {"i": table.column("i").combine_chunks()}
+    for name in _strings(kind):
+        plain, value = _json_strings(table.column(name), escapes)
+        ok = pc.and_(ok, plain)
+        out[name] = value
+    ok = pc.and_(ok, pc.fill_null(pc.greater(pc.binary_length(out[kind.id_field]), _int64(0)), _FALSE))
+    plain, ts_text = _json_strings(table.column("timestamp_text"), escapes)
+    ts_ok = pc.fill_null(pc.match_substring_regex(ts_text, _rules.TS_VOUCHED), _FALSE)
+    ok = pc.and_(ok, pc.and_(plain, ts_ok))
+    out["timestamp"] = table.column("timestamp").combine_chunks()
+    out["payload"] = table.column("payload").combine_chunks().cast(pa.string())
+    ok, out["entity_refs"] = _refs(table.column("entity_refs").combine_chunks(), ok, escapes)
+    out["trace"] = table.column("trace").combine_chunks().cast(pa.string())
+    out["raw"] = table.column("raw").combine_chunks().cast(pa.string())
+    out["ok"] = pc.fill_null(ok, _FALSE)
+    return pa.table(out)
+
+
+def _refs(refs: pa.ListArray, ok: pa.Array, escapes: bool) -> tuple[pa.Array, pa.ListArray]:
+    """Entity refs with string fields unquoted; ``ok`` false where a ref field is not a JSON
+    string (``platform`` / ``label`` may be null) or holds an escape."""
+    values = refs.values
+    fields: list[pa.Array] = []
+    element_ok: pa.Array | None = None
+    for name in REF_FIELDS:
+        plain, value = _json_strings(values.field(name), escapes)
+        if name in ("platform", "label"):
+            plain = pc.or_(plain, values.field(name).is_null())
+        element_ok = plain if element_ok is None else pc.and_(element_ok, plain)
+        fields.append(value)
+    rebuilt = pa.ListArray.from_arrays(refs.offsets, pa.StructArray.from_arrays(fields, names=list(REF_FIELDS)))
+    if element_ok is not None and not pc.all(element_ok).as_py():
+        # The rows holding a bad element (an element outside every row's list does not count).
+        start = refs.offsets[0].as_py()
+        parents = pc.list_parent_indices(refs)
+        bad = pc.invert(element_ok.slice(start, len(parents)))
+        bad_rows = pc.unique(pc.filter(parents, bad)).cast(pa.int64())
+        ok = pc.and_(ok, pc.invert(pc.is_in(_range(len(refs)), value_set=bad_rows)))
+    return ok, rebuilt
 
 
 def new_connection(threads: int = 2, memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
@@ -227,7 +265,8 @@ def parse_chunk(
 
     Returns (rows, bad lines, number of lines consumed); the rows are exactly what
     :func:`parse_lines_exact` gives, whichever path runs. ``whole_file`` may name a file whose
-    first ``len(data)`` bytes are ``data`` (the bulk path then reads it in place).
+    first ``len(data)`` bytes are ``data``; it is no longer needed (the chunk is parsed from
+    memory) and kept for callers.
     """
     if len(data) < BULK_THRESHOLD:
         return parse_exact(kind, data, first_line, path)
@@ -250,7 +289,8 @@ def parse_bulk(
     whole_file: Path | None = None,
 ) -> tuple[pa.Table, list[BadLineReport], int]:
     """The bulk path over a chunk of complete lines, whatever its size (see :func:`parse_chunk`):
-    DuckDB's rows for the lines it vouches for, the line-by-line verdict for the others."""
+    DuckDB's rows for the lines it vouches for, the line-by-line verdict for the others.
+    ``whole_file`` is accepted for callers that have one; the chunk is parsed from memory."""
     n_lines = data.count(b"\n")
     try:
         table = _bulk_or_none(kind, con, data, n_lines, whole_file)
@@ -269,8 +309,8 @@ def parse_bulk(
         for row in rows:
             row["seq"] = first_line + redo[row["seq"]]
         bad = [BadLineReport(r.path, first_line + redo[r.line - 1] + 1, r.reason) for r in bad]
-    vouched = table.filter(ok).drop_columns(["i", "tail", "ok"])
-    seq = pc.add(table.column("i").filter(ok), pa.scalar(first_line, pa.int64())).cast(pa.int64())
+    vouched = table.filter(ok).drop_columns(["i", "ok"])
+    seq = pc.add(table.column("i").filter(ok), _int64(first_line))
     vouched = vouched.append_column("extra", pa.nulls(vouched.num_rows, pa.string()))
     vouched = vouched.append_column("seq", seq).select(schema_for(kind).names).cast(schema_for(kind))
     if rows:
@@ -278,42 +318,89 @@ def parse_bulk(
     return vouched, bad, n_lines
 
 
+_SEQUENCE = itertools.count()
+_BATCH_ROWS = 2048
+
+
 def _bulk_or_none(
-    kind: Kind, con: duckdb.DuckDBPyConnection, data: bytes, n_lines: int, whole_file: Path | None
+    kind: Kind, con: duckdb.DuckDBPyConnection, data: bytes, n_lines: int, whole_file: Path | None = None
 ) -> pa.Table | None:
-    """The bulk SQL's rows for ``data``, or None when it cannot vouch for the chunk as a whole."""
-    params = {
-        "n": n_lines,
-        "suspicious": _rules.SUSPICIOUS_BYTES,
-        "max_open": _rules.MAX_VOUCHED_OPENINGS,
-        "ts_pattern": _rules.TS_VOUCHED,
-        "max_line": _rules.MAX_LINE_BYTES,
-    }
-    last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
-    if whole_file is not None:
-        try:
-            table = con.sql(_bulk_sql(kind), params={"path": str(whole_file), **params}).to_arrow_table()
-        except duckdb.InvalidInputException:
-            table = None  # not UTF-8 somewhere (perhaps past our chunk): go through a copy
-        # DuckDB read the live file: check it still starts with our lines.
-        if table is not None and table.num_rows == n_lines and _tail_is(table, last_line):
-            return table
-    text = _utf8_lines(data)
+    """The bulk SQL's rows for ``data`` (one per line, in order, with ``i`` and ``ok``), or None
+    when it cannot vouch for the chunk as a whole."""
+    text = data if _is_utf8(data) else _utf8_lines(data)
     if text is None:
         return None
-    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as handle:
-        handle.write(text)
-        tmp = handle.name
+    whole = _one_string(text)
+    # Lines without their newline; the split leaves an empty string after the last newline.
+    lines = pc.split_pattern(whole, "\n").values.slice(0, n_lines)
+    if len(lines) != n_lines:
+        return None
+    name = f"__metaspn_bulk_lines_{next(_SEQUENCE)}"
+    # Batches of a few thousand lines: DuckDB's threads scan them in parallel.
+    batches = pa.table({"i": _range(n_lines), "line": lines}).to_batches(max_chunksize=_BATCH_ROWS)
+    con.register(name, pa.Table.from_batches(batches))
+    # SUSPICIOUS_BYTES meanwhile (Arrow releases the GIL): a thread of its own.
+    found: list[pa.Array | None] = []
+    search = threading.Thread(target=lambda: found.append(_suspicious(whole, lines)))
+    search.start()
+    params = {"max_open": _rules.MAX_VOUCHED_OPENINGS, "max_line": _rules.MAX_LINE_BYTES}
     try:
-        table = con.sql(_bulk_sql(kind), params={"path": tmp, **params}).to_arrow_table()
+        try:
+            sql = _bulk_sql(kind, False).replace("FROM lines", f"FROM {name}")
+            table = con.sql(sql, params=params).to_arrow_table()
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            # A line that is not an object with the envelope's keys: again, tolerating it.
+            sql = _bulk_sql(kind, True).replace("FROM lines", f"FROM {name}")
+            table = con.sql(sql, params=params).to_arrow_table()
     finally:
-        os.unlink(tmp)
-    return table if table.num_rows == n_lines else None
+        con.unregister(name)
+        search.join()
+    if table.num_rows != n_lines or not found:
+        return None  # (no answer from the search: it failed, so no line is vouched for)
+    out = _finish(kind, table, b"\\" in text)
+    if found[0] is not None:
+        ok = pc.and_(out.column("ok"), pc.invert(found[0]))
+        out = out.set_column(out.schema.get_field_index("ok"), "ok", ok)
+    return out
 
 
-def _tail_is(table: pa.Table, last_line: bytes) -> bool:
-    tail = table.column("tail")[table.num_rows - 1].as_py() if table.num_rows else None
-    return tail is not None and tail.encode("utf-8") == last_line
+def _suspicious(whole: pa.Array, lines: pa.Array) -> pa.Array | None:
+    """Per line, whether SUSPICIOUS_BYTES occurs in it; None when it occurs nowhere in the chunk
+    (any match inside a line is a match inside the chunk), as usual."""
+    if not pc.match_substring_regex(whole, _rules.SUSPICIOUS_BYTES)[0].as_py():
+        return None
+    return pc.match_substring_regex(lines, _rules.SUSPICIOUS_BYTES)
+
+
+def _one_string(data: bytes) -> pa.Array:
+    """``data`` as a one-element Arrow string array, without copying."""
+    large = len(data) >= 2**31 - 1
+    offsets = pa.py_buffer(array("q" if large else "i", [0, len(data)]))
+    factory = pa.LargeStringArray if large else pa.StringArray
+    return factory.from_buffers(1, offsets, pa.py_buffer(data))
+
+
+# Arrow scalars made from buffers: a Python value handed to pyarrow (pa.scalar, pa.array of a
+# list, a literal argument of a compute function) imports pandas, ~0.8 s of a fresh process's
+# first parse.
+_FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\x00")])[0]
+
+
+def _int64(value: int) -> pa.Scalar:
+    return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(array("q", [value]))])[0]
+
+
+def _range(n: int) -> pa.Array:
+    """0 .. n-1 as int64."""
+    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", range(n)))])
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        _one_string(data).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _utf8_lines(data: bytes) -> bytes | None:

@@ -214,17 +214,20 @@ TS_VOUCHED = (
 SUSPICIOUS_BYTES = (
     r"[:,\[]\s*-?(NaN|Infinity|\d{19}|\d+(\.\d+)?[eE][+-]?\d{3})|,\s*[\]}]|\xEF\xBB\xBF"
 )
-# orjson stops at 255 levels of nesting and DuckDB does not: a line with this many opening
-# brackets anywhere (strings included) is left to the line-by-line path.
+# orjson stops at 255 levels of nesting and DuckDB does not: a line whose payload or raw JSON
+# text (the only values of a vouched line that can nest: every other field has a fixed shape)
+# holds this many opening brackets (strings included) is left to the line-by-line path.
 MAX_VOUCHED_OPENINGS = 250
 
 BULK_SCREEN = (
     "the line parses as JSON and is an object",
     "no byte sequence of SUSPICIOUS_BYTES occurs in it",
-    "fewer than MAX_VOUCHED_OPENINGS '[' / '{' bytes",
-    "no repeated key at the top level, in the first level of payload / raw, in a ref or the trace",
-    "exactly the envelope's keys, each with the JSON type the writer gives it (strings, arrays of "
-    "ref objects with string fields, a trace of exactly TraceContext's shape, raw an object or null)",
+    "fewer than MAX_VOUCHED_OPENINGS '[' / '{' bytes in the payload's and raw's JSON text",
+    "no repeated key at the top level, in the first level of payload / raw, among a ref's fields, "
+    "in the trace",
+    "exactly the envelope's keys, each with the JSON type the writer gives it (strings without "
+    "escapes, arrays of ref objects with all five fields, strings without escapes or null for "
+    "platform and label, a trace of exactly TraceContext's shape, raw an object or null)",
     "the timestamp matches TS_VOUCHED and names a real calendar date",
     "at most MAX_LINE_BYTES bytes",
 )
