@@ -12,7 +12,9 @@ payload keys become RFC 6901 JSON pointers, which DuckDB takes as data.
 
 from __future__ import annotations
 
+import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +63,8 @@ class Filter:
     clauses: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     _n: int = 0
+    # The columns the clauses read; None once a clause was added without saying (any column).
+    columns: set[str] | None = field(default_factory=set)
 
     def param(self, value: Any) -> str:
         self._n += 1
@@ -68,19 +72,24 @@ class Filter:
         self.params[name] = value
         return f"${name}"
 
-    def add(self, clause: str) -> None:
+    def add(self, clause: str, *, columns: Sequence[str] | None = None) -> None:
+        """Add ``clause``; ``columns`` names the columns it reads (None: unknown)."""
         self.clauses.append(clause)
+        if columns is None or self.columns is None:
+            self.columns = None
+        else:
+            self.columns.update(columns)
 
     def in_list(self, column: str, values: Sequence[str] | None) -> None:
         """``values`` empty or None means no filter (0.1.8 semantics)."""
         if values:
             # 0.1.8 tests ``value in set(values)``: a non-string never equals a string column.
             strings = [v for v in values if isinstance(v, str)]
-            self.add(f"list_contains({self.param(strings)}::VARCHAR[], {column})")
+            self.add(f"list_contains({self.param(strings)}::VARCHAR[], {column})", columns=[column])
 
     def not_in_list(self, column: str, values: Sequence[str]) -> None:
         # A subquery over the unnested list lets DuckDB hash it once (list_contains scans per row).
-        self.add(f"{column} NOT IN (SELECT unnest({self.param(list(values))}::VARCHAR[]))")
+        self.add(f"{column} NOT IN (SELECT unnest({self.param(list(values))}::VARCHAR[]))", columns=[column])
 
     def entity(self, ref: Any) -> None:
         if ref is None:
@@ -89,29 +98,33 @@ class Filter:
             f"r.{name} IS NOT DISTINCT FROM {self.param(getattr(ref, name))}::VARCHAR"
             for name in ("ref_type", "value", "platform", "label", "schema_version")
         ]
-        self.add(f"len(list_filter(entity_refs, lambda r: {' AND '.join(parts)})) > 0")
+        self.add(f"len(list_filter(entity_refs, lambda r: {' AND '.join(parts)})) > 0", columns=["entity_refs"])
 
     def payload_equals(self, key: str, expected: Any) -> bool:
         """Add ``payload.get(key) == expected`` when SQL can say it exactly; else return False."""
         if not isinstance(expected, str) and expected is not None:
-            self.add("json_type(payload) = 'OBJECT'")
+            self.add("json_type(payload) = 'OBJECT'", columns=["payload"])
             return False
         ptr = self.param(json_pointer(key))
         if isinstance(expected, str):
             self.add(
                 f"json_type(payload) = 'OBJECT' AND json_type(payload, {ptr}) = 'VARCHAR' "
-                f"AND json_extract_string(payload, {ptr}) = {self.param(expected)}"
+                f"AND json_extract_string(payload, {ptr}) = {self.param(expected)}",
+                columns=["payload"],
             )
             return True
-        self.add(f"json_type(payload) = 'OBJECT' AND coalesce(json_type(payload, {ptr}), 'NULL') = 'NULL'")
+        self.add(f"json_type(payload) = 'OBJECT' AND coalesce(json_type(payload, {ptr}), 'NULL') = 'NULL'",
+                 columns=["payload"])
         return True
 
     def sql(self) -> str:
         return " AND ".join(f"({c})" for c in self.clauses) if self.clauses else "TRUE"
 
-    def with_clause(self, clause: str) -> Filter:
-        """A copy with one more fixed clause."""
-        return Filter(self.clauses + [clause], dict(self.params), self._n)
+    def with_clause(self, clause: str, *, columns: Sequence[str] | None = None) -> Filter:
+        """A copy with one more fixed clause (``columns``: those it reads, None: unknown)."""
+        copy = Filter(list(self.clauses), dict(self.params), self._n, None if self.columns is None else set(self.columns))
+        copy.add(clause, columns=columns)
+        return copy
 
 
 class QueryEngine:
@@ -142,6 +155,8 @@ class QueryEngine:
         self._cold_files = cold_files
         self._connection = connection
         self._schema = schema_for(kind)
+        self.kind_schema = self._schema
+        self.payload_fields = PayloadFields(kind)
 
     # ------------------------------------------------------------------ relations
 
@@ -159,12 +174,14 @@ class QueryEngine:
         """
         before = self._version()
         hot_parts = []
+        hot_days = []
         for day in self._hot_days():
             if first <= day <= last:
                 table = self._hot_table(day)
                 if table is not None and table.num_rows:
                     # Keeping only the needed columns lets the cache evict the rest (bounded memory).
                     hot_parts.append(_with_position(table.select(columns) if columns else table, day, TIER_HOT))
+                    hot_days.append((day, table))
         cold = self._cold_files(first, last)
         files = [f for day in sorted(cold) for f in cold[day]]
         shared = self._shared_ids(first, last) if files else []
@@ -175,7 +192,7 @@ class QueryEngine:
         dataset = None
         if files and (self._cold_dataset is not None and not self._local_files()):
             dataset = self._cold_dataset(files)
-        return _Snapshot(hot, files, shared, before, dataset)
+        return _Snapshot(hot, files, shared, before, dataset, hot_days, {d: list(cold[d]) for d in sorted(cold)})
 
     def _cold_sql(self, snap: _Snapshot, params: dict[str, Any]) -> str:
         """The relation of the snapshot's cold rows (with a ``day`` DATE column)."""
@@ -183,6 +200,16 @@ class QueryEngine:
             return "cold_rows"
         params["__files"] = snap.files
         return "read_parquet($__files, hive_partitioning = true, hive_types = {'day': DATE})"
+
+    def _cold_file(self, path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """One cold file as a relation with a ``day`` column: (SQL, parameters, tables to register)."""
+        if self._cold_dataset is not None and not self._local_files():
+            return "__field_cold", {}, {"__field_cold": self._cold_dataset([path])}
+        return (
+            "read_parquet([$__field_file], hive_partitioning = true, hive_types = {'day': DATE})",
+            {"__field_file": path},
+            {},
+        )
 
     def _run(
         self,
@@ -210,9 +237,10 @@ class QueryEngine:
             snap = self._snapshot(first, last, columns)
             if snap.hot is None and not snap.files:
                 return None
-            query, params = build(snap)
             try:
+                query, params = build(snap)  # may read files (payload fields): retried like the query
                 tables = dict(extra_tables or {})
+                tables.update(snap.extra)
                 if snap.hot is not None:
                     tables["hot_rows"] = snap.hot
                 if snap.dataset is not None:
@@ -252,23 +280,27 @@ class QueryEngine:
             parts.append("SELECT unnest($__shared::VARCHAR[])")
         return " UNION ".join(parts) if parts else None
 
-    def _base_sql(self, snap: _Snapshot, params: dict[str, Any], *, exclude: bool = False) -> str:
+    def _base_sql(
+        self, snap: _Snapshot, params: dict[str, Any], *, exclude: bool = False, narrow: list[str] | None = None
+    ) -> str:
         """CTEs ``base`` (rows of both tiers with day/tier/seq) and ``firsts`` (first copy per id).
 
         With ``exclude``, also drops the rows whose id has an earlier copy on another day of a
         longer window (``window_dups``: dup_id, first_day), found once by the caller.
+        With ``narrow`` (columns), the rows are the registered ``__cold_narrow`` / ``__hot_narrow``.
         """
-        cols = ", ".join(self._schema.names)
+        cols = ", ".join(narrow if narrow is not None else self._schema.names)
+        hot = "hot_rows" if narrow is None else "__hot_narrow"
         idc = self.kind.id_field
         parts = []
         cold = ""
         if snap.files:
-            cold = self._cold_sql(snap, params)
+            cold = self._cold_sql(snap, params) if narrow is None else "__cold_narrow"
             parts.append(f"SELECT {cols}, day, {TIER_COLD}::TINYINT AS tier FROM {cold}")
         if snap.hot is not None:
-            parts.append(f"SELECT {cols}, day, tier FROM hot_rows")
+            parts.append(f"SELECT {cols}, day, tier FROM {hot}")
         sql = f"base AS ({' UNION ALL '.join(parts)})"
-        candidates = self._candidates_sql(snap, params, "hot_rows", cold)
+        candidates = self._candidates_sql(snap, params, hot, cold)
         if candidates is None:
             sql += ", firsts_day AS (SELECT * FROM base)"
         else:
@@ -359,9 +391,21 @@ class QueryEngine:
         columns: str = "*",
         exclude: pa.Table | None = None,
         with_refs_key: bool = False,
+        payload_fields: Sequence[FieldRequest] = (),
+        prefetch_fields: Sequence[FieldRequest] = (),
+        narrow: bool = False,
     ) -> pa.Table:
-        """Rows in the window passing ``flt``, first copy per id only, ordered by ``order``."""
+        """Rows in the window passing ``flt``, first copy per id only, ordered by ``order``.
+
+        ``payload_fields``: requests ``(variant, key)`` whose values become columns ``__f0``,
+        ``__f1``, ... of the rows (see :class:`PayloadFields`); ``prefetch_fields`` are extracted
+        (and kept) in the same pass, for the calls that will want them. ``narrow``: ``columns``,
+        ``post_sql`` and ``flt`` read only the id, ``timestamp``, ``seq``, ``__pos``, the fields and
+        the type columns (``source``, ``payload_type`` / ``emission_type``): the rows then come
+        from the kept fields, without reading cold files (a filter on other columns still reads
+        them)."""
         start_utc, end_utc = self._window(start, end)
+        requests = list(dict.fromkeys(payload_fields))
         # Replays carry each row's entity refs as JSON text too: one dict lookup per row then finds
         # the shared tuple of EntityRef objects (see EnvelopeBuilder). Read models return few rows
         # and skip it, so DuckDB does not render refs for rows a LIMIT drops.
@@ -371,9 +415,31 @@ class QueryEngine:
             params = dict(flt.params)
             params["__start"] = start_utc
             params["__end"] = end_utc
+            source = "firsts"
+            base: list[str] | None = None
+            if requests:
+                use_narrow = narrow and flt.columns is not None and flt.columns <= set(self.payload_fields.base_columns)
+                fields = self.payload_fields.relation(
+                    self._connection(), snap, requests, self._cold_file, prefetch=prefetch_fields, narrow=use_narrow
+                )
+                if fields is not None and fields.fields is None:  # the rows themselves, no file read
+                    base = [c for c in self.payload_fields.base_columns if c != "day"] + ["__pos"]
+                    base += [f"__f{j}" for j in range(len(requests))]
+                    for name, table in (("__cold_narrow", fields.cold), ("__hot_narrow", fields.hot)):
+                        if table is not None:
+                            snap.extra[name] = table
+                elif fields is not None:
+                    snap.extra["__fields"] = fields.fields
+                    source = f"(SELECT *, {POSITION_KEY_SQL} AS __pos FROM firsts) AS firsts JOIN __fields USING (__pos)"
+                else:  # the same extraction, per row of this query; __pos orders like the key
+                    parsed = parsed_payload("firsts", requests, params)
+                    source = (
+                        f"(SELECT * EXCLUDE (__t, __v) FROM (SELECT *, {POSITION_SQL} AS __pos, "
+                        f"{field_columns(requests)} FROM ({parsed}))) AS firsts"
+                    )
             inner = f"""
-                WITH {self._base_sql(snap, params, exclude=exclude is not None)}
-                SELECT {columns}{refs_key}{extra_columns} FROM firsts
+                WITH {self._base_sql(snap, params, exclude=exclude is not None, narrow=base)}
+                SELECT {columns}{refs_key}{extra_columns} FROM {source}
                 WHERE timestamp BETWEEN $__start AND $__end AND {flt.sql()}
             """
             if post_sql is not None:
@@ -496,11 +562,11 @@ class QueryEngine:
         builder = EnvelopeBuilder(self.kind)
         dups = self._cross_day_duplicates(first, last) if len(days) > 1 else None
         order = "timestamp, day, tier, seq"
-        stray = self.select(start_utc, end_utc, flt.with_clause("CAST(timestamp AS DATE) <> day"), order=order,
+        stray = self.select(start_utc, end_utc, flt.with_clause("CAST(timestamp AS DATE) <> day", columns=["timestamp", "day"]), order=order,
                             exclude=dups, with_refs_key=True)
         stray_days = pc.cast(stray.column("timestamp"), pa.date32()) if stray.num_rows else None
         steps = set(days) | (set(stray_days.to_pylist()) if stray_days is not None else set())
-        placed = flt.with_clause("CAST(timestamp AS DATE) = day")
+        placed = flt.with_clause("CAST(timestamp AS DATE) = day", columns=["timestamp", "day"])
         for run_first, run_last in _runs(sorted(steps), self._day_bytes):
             table = self.select(
                 max(start_utc, _day_start(run_first)),
@@ -524,6 +590,274 @@ class QueryEngine:
                     )
             for offset in range(0, table.num_rows, batch_rows):
                 yield from builder.build(table.slice(offset, batch_rows))
+
+
+# --------------------------------------------------------------------------- typed payload fields
+
+# ``(variant, key)``: "text" is the value when it is a JSON string (else NULL), "number" the value
+# as DOUBLE when it is a JSON int or float (bools are not; else NULL), "present" whether the key is
+# in the payload (NULL-free boolean, False for a non-object payload). Only for an object payload.
+FieldRequest = tuple[str, str]
+# A row's position ``(day, tier, seq)`` as one BIGINT, in the same order (days of years 1-9999
+# offset to be positive, 22 bits; tier 1 bit; seq 39 bits): a join and an ORDER BY on one integer
+# cost about half of three columns. :class:`PayloadFields` checks every seq it keys is in range.
+POSITION_KEY_SQL = "((((day - DATE '1970-01-01') + 1048576)::BIGINT << 40) | (tier::BIGINT << 39) | seq)"
+_SEQ_LIMIT = 1 << 39
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+
+
+def parsed_payload(relation: str, requests: Sequence[FieldRequest], params: dict[str, Any]) -> str:
+    """``SELECT *, __t, __v FROM relation``: ``__t`` the JSON type of the payload, then of each
+    requested key (NULL: missing); ``__v`` each key's value as text. Two parses of the payload,
+    whatever the number of keys; keys become JSON pointers, bound as parameters."""
+    pointers = [json_pointer(key) for key in dict.fromkeys(key for _, key in requests)]
+    params["__field_types"] = [""] + pointers
+    params["__field_values"] = pointers or [""]
+    return (
+        f"SELECT *, json_type(payload, $__field_types::VARCHAR[]) AS __t, "
+        f"json_extract_string(payload, $__field_values::VARCHAR[]) AS __v FROM {relation}"
+    )
+
+
+def field_columns(requests: Sequence[FieldRequest]) -> str:
+    """The requested columns ``__f0, __f1, ...`` over ``__t`` / ``__v`` of :func:`parsed_payload`."""
+    keys = list(dict.fromkeys(key for _, key in requests))
+    out = []
+    for j, (variant, key) in enumerate(requests):
+        i = keys.index(key) + 1
+        found = f"__t[1] = 'OBJECT' AND __t[{i + 1}]"
+        if variant == "text":
+            expr = f"CASE WHEN {found} = 'VARCHAR' THEN __v[{i}] END"
+        elif variant == "number":
+            expr = f"CASE WHEN {found} IN {_NUMBER_TYPES} THEN __v[{i}]::DOUBLE END"
+        elif variant == "present":
+            expr = f"coalesce({found} IS NOT NULL, false)"
+        else:
+            raise ValueError(f"unknown payload field variant {variant!r}")
+        out.append(f"{expr} AS __f{j}")
+    return ", ".join(out)
+
+
+@dataclass
+class _FieldEntry:
+    requests: list[FieldRequest]
+    table: pa.Table  # kept columns, __pos (POSITION_KEY_SQL), then one column per request (in order)
+    unique: bool  # __pos identifies each row (seq in range, no seq twice)
+    check: pa.Table | None = None  # hot rows: the (seq, id) the table was built from
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes + (self.check.nbytes if self.check is not None else 0)
+
+
+class PayloadFields:
+    """Typed payload fields of each partition, extracted once and kept (LRU, ``max_bytes``).
+
+    Read models that total or group by payload keys would otherwise parse every payload's JSON on
+    every call (about 1.5 µs a row and parse, most of a Season 1 aggregate's time). The values of
+    a partition's keys are the same until its rows change: a cold file never changes (the Delta
+    table writes new files), and a hot day's line ``seq`` always holds the same record (the file
+    is append-only), which is checked by comparing the day's ``(seq, id)`` with those the entry
+    was built from; a grown day extracts only its new rows. Rows are matched to their fields by
+    ``(day, tier, seq)`` (as :data:`POSITION_KEY_SQL`); when that does not identify a row (a cold
+    day written by another tool with repeated or huge ``seq``), :meth:`relation` returns None and
+    the caller parses per query.
+    """
+
+    def __init__(self, kind: Kind, max_bytes: int = 256 << 20) -> None:
+        self.kind = kind
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[Any, ...], _FieldEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.rows_parsed = 0  # payloads parsed for fields (diagnostics and tests)
+        # The columns a cold entry keeps besides its fields (a narrow query reads only these).
+        kind_columns = ["source", "payload_type"] if kind.id_field == "signal_id" else ["emission_type"]
+        self.base_columns = [kind.id_field, "timestamp", "seq", "day", *kind_columns]
+
+    def relation(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        snap: _Snapshot,
+        requests: list[FieldRequest],
+        cold_file: Callable[[str], tuple[str, dict[str, Any], dict[str, Any]]],
+        *,
+        prefetch: Sequence[FieldRequest] = (),
+        narrow: bool = False,
+    ) -> _FieldsRelation | None:
+        """The requested fields of every row of the snapshot, or None.
+
+        Without ``narrow``: one table ``(__pos, __f0, __f1, ...)`` to join on ``__pos``. With it:
+        the rows themselves, as a cold and a hot table of :attr:`base_columns` (``day`` and, hot,
+        ``tier`` included), ``__pos`` and the fields, so that no cold file is read at all.
+        ``cold_file(path)`` gives the SQL relation of one cold file, its parameters and the
+        tables it needs registered."""
+        cold: list[pa.Table] = []
+        hot: list[pa.Table] = []
+        wanted = list(dict.fromkeys([*requests, *prefetch]))  # one parse extracts them all
+        for files in snap.cold_days.values():
+            day_parts = [self._cold(con, path, requests, wanted, cold_file) for path in files]
+            if not all(e.unique for e in day_parts) or (len(day_parts) > 1 and not _unique_key(
+                    [e.table.column("__pos") for e in day_parts])):
+                return None
+            cold.extend(_columns(e, requests, self.base_columns if narrow else []) for e in day_parts)
+        for day, table in snap.hot_days:
+            entry = self._hot(con, day, table, requests, wanted)
+            if not entry.unique:
+                return None
+            fields = _columns(entry, requests, [])
+            if narrow:
+                if not entry.table.column("seq").equals(table.column("seq")):
+                    return None  # not row for row (never seen): join instead
+                rows = _with_position(table.select([c for c in self.base_columns if c != "day"]), day, TIER_HOT)
+                for name in fields.schema.names:
+                    rows = rows.append_column(name, fields.column(name))
+                fields = rows
+            hot.append(fields)
+        with self._lock:
+            total = sum(e.nbytes for e in self._entries.values())
+            while total > self.max_bytes and len(self._entries) > 1:
+                _, old = self._entries.popitem(last=False)
+                total -= old.nbytes
+        if not narrow:
+            return _FieldsRelation(fields=pa.concat_tables(cold + hot))
+        return _FieldsRelation(
+            cold=pa.concat_tables(cold) if cold else None, hot=pa.concat_tables(hot) if hot else None
+        )
+
+    def _get(self, key: tuple[Any, ...]) -> _FieldEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def _put(self, key: tuple[Any, ...], entry: _FieldEntry) -> _FieldEntry:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+        return entry
+
+    def _cold(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        requests: list[FieldRequest],
+        prefetch: list[FieldRequest],
+        cold_file: Callable[[str], tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> _FieldEntry:
+        key = ("cold", path)
+        entry = self._get(key)
+        if entry is not None and set(requests) <= set(entry.requests):
+            return entry
+        wanted = _merged(entry, prefetch)
+        relation, params, tables = cold_file(path)
+        columns = ", ".join(c for c in self.base_columns if c not in ("day", "seq"))
+        table = self._extract(
+            con,
+            f"(SELECT day, {TIER_COLD}::TINYINT AS tier, seq, payload, {columns} FROM {relation})",
+            wanted,
+            params,
+            tables,
+            keep=self.base_columns,
+        )
+        return self._put(key, _FieldEntry(wanted, table, _unique_key([table.column("__pos")])))
+
+    def _hot(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        day: date,
+        rows: pa.Table,
+        requests: list[FieldRequest],
+        prefetch: list[FieldRequest],
+    ) -> _FieldEntry:
+        key = ("hot", day)
+        check = rows.select(["seq", self.kind.id_field])
+        entry = self._get(key)
+        m = entry.check.num_rows if entry is not None and entry.check is not None else -1
+        if entry is not None and 0 <= m <= check.num_rows and check.slice(0, m).equals(entry.check):
+            wanted = entry.requests if set(requests) <= set(entry.requests) else _merged(entry, prefetch)
+            if wanted == entry.requests:
+                if m == check.num_rows:
+                    return entry
+                added = self._extract_hot(con, day, rows.slice(m), wanted)  # the appended lines only
+                table = pa.concat_tables([entry.table, added])
+                return self._put(key, _FieldEntry(wanted, table, _unique_key([table.column("__pos")]), check))
+        else:
+            wanted = list(prefetch)  # a new day, or another file for it: start again
+        table = self._extract_hot(con, day, rows, wanted)
+        return self._put(key, _FieldEntry(wanted, table, _unique_key([table.column("__pos")]), check))
+
+    def _extract_hot(self, con: duckdb.DuckDBPyConnection, day: date, rows: pa.Table, wanted: list[FieldRequest]) -> pa.Table:
+        source = _with_position(rows.select(["seq", "payload"]), day, TIER_HOT)
+        return self._extract(con, "(SELECT day, tier, seq, payload FROM __field_rows)", wanted, {},
+                             {"__field_rows": source}, keep=["seq"])
+
+    def _extract(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        relation: str,
+        wanted: list[FieldRequest],
+        params: dict[str, Any],
+        tables: dict[str, Any],
+        *,
+        keep: list[str],
+    ) -> pa.Table:
+        """``keep`` columns, then ``__pos``, then the ``wanted`` fields, of ``relation``'s rows."""
+        # A seq outside the key's range gets a NULL key (then the entry is not ``unique``).
+        key = f"CASE WHEN seq >= 0 AND seq < {_SEQ_LIMIT} THEN {POSITION_KEY_SQL} END"
+        kept = "".join(f"{c}, " for c in keep)
+        sql = f"SELECT {kept}{key} AS __pos, {field_columns(wanted)} FROM ({parsed_payload(relation, wanted, params)})"  # noqa: S608
+        for name, table in tables.items():
+            con.register(name, table)
+        try:
+            out = con.sql(sql, params=params).to_arrow_table()
+        finally:
+            for name in tables:
+                con.unregister(name)
+        self.rows_parsed += out.num_rows
+        # Texts of a field repeat (games, players, statuses, sources): a dictionary keeps them small.
+        first = len(keep) + 1
+        for j, (variant, _key) in enumerate(wanted):
+            if variant == "text":
+                out = out.set_column(first + j, f"__f{j}", pc.dictionary_encode(out.column(first + j)))
+        for name in ("source", "payload_type", "emission_type"):
+            if name in keep:
+                i = keep.index(name)
+                out = out.set_column(i, name, pc.dictionary_encode(out.column(i)))
+        return out
+
+
+def _merged(entry: _FieldEntry | None, requests: Sequence[FieldRequest]) -> list[FieldRequest]:
+    have = list(entry.requests) if entry is not None else []
+    return have + [r for r in requests if r not in have]
+
+
+def _columns(entry: _FieldEntry, requests: list[FieldRequest], base: list[str]) -> pa.Table:
+    """The entry's ``base`` columns, ``__pos`` and its fields for ``requests``, named ``__f0,
+    __f1, ...`` in request order."""
+    table = entry.table
+    first = table.schema.get_field_index("__pos") + 1
+    arrays = [table.column(name) for name in base] + [table.column("__pos")]
+    arrays += [table.column(first + entry.requests.index(r)) for r in requests]
+    return pa.table(arrays, names=[*base, "__pos"] + [f"__f{j}" for j in range(len(requests))])
+
+
+@dataclass
+class _FieldsRelation:
+    fields: pa.Table | None = None  # (__pos, __f...) of every row, to join
+    cold: pa.Table | None = None  # narrow: the cold rows with their fields
+    hot: pa.Table | None = None  # narrow: the hot rows (with day and tier) with their fields
+
+
+def _unique_key(columns: list[pa.ChunkedArray]) -> bool:
+    """No NULL (seq out of range) and no key twice."""
+    chunks = [c for col in columns for c in col.chunks]
+    n = sum(len(c) for c in chunks)
+    if any(c.null_count for c in chunks):
+        return False
+    if n < 2:
+        return True
+    return int(pc.count_distinct(pa.chunked_array(chunks, pa.int64())).as_py()) == n
 
 
 @contextmanager
@@ -573,6 +907,9 @@ class _Snapshot:
     shared: list[str]
     version: Any
     dataset: Any = None  # the cold files as a pyarrow dataset (object storage), else None
+    hot_days: list[tuple[date, pa.Table]] = field(default_factory=list)  # each day's hot rows (no positions)
+    cold_days: dict[date, list[str]] = field(default_factory=dict)  # each day's cold files
+    extra: dict[str, pa.Table] = field(default_factory=dict)  # tables a query's build registers
 
 
 _ONE_DAY = timedelta(days=1)
