@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -160,16 +161,46 @@ def _bulk_sql(kind: Kind, tolerant: bool) -> str:
 
 
 def _json_strings(column: pa.ChunkedArray | pa.Array, escapes: bool) -> tuple[pa.Array, pa.Array]:
-    """(is a JSON string without escapes, its text) of a column of JSON texts. A string with an
-    escape is left to the line-by-line reader (rare: our writer escapes only what must be).
-    Without ``escapes`` the chunk holds no backslash at all, so no text has one."""
+    """(is a JSON string, the string) of a column of JSON texts as DuckDB renders them. Without
+    ``escapes`` the chunk holds no backslash at all: each string is its text's inner bytes. A
+    text with an escape (0.1.8 wrote every non-ASCII character as one) is decoded by orjson, as
+    the line-by-line reader decodes it (DuckDB refuses lone surrogates, so a text it rendered
+    decodes like the line it came from)."""
     text = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     text = text.cast(pa.string())
-    plain = pc.starts_with(text, '"')
-    if escapes:
-        plain = pc.and_(plain, pc.invert(pc.match_substring(text, "\\")))
+    plain = pc.fill_null(pc.starts_with(text, '"'), _FALSE)
     inner = pc.binary_slice(text.cast(pa.binary()), 1, -1).cast(pa.string())
-    return pc.fill_null(plain, _FALSE), inner
+    if escapes:
+        escaped = pc.fill_null(pc.and_(plain, pc.match_substring(text, "\\")), _FALSE)
+        if pc.any(escaped).as_py():
+            where = pc.indices_nonzero(escaped)
+            decoded: list[str] = []
+            failed = False
+            for item in text.take(where).to_pylist():
+                try:
+                    value = orjson.loads(item)
+                except orjson.JSONDecodeError:
+                    value = None
+                if not isinstance(value, str):
+                    failed = True
+                    value = ""
+                decoded.append(value)
+            if failed:  # not expected: leave every escaped string of the chunk to the exact path
+                plain = pc.and_(plain, pc.invert(escaped))
+            else:
+                inner = pc.replace_with_mask(inner, escaped, _string_array(decoded))
+    return plain, inner
+
+
+def _string_array(values: list[str]) -> pa.Array:
+    """A string array of ``values`` (without ``pa.array``, which imports pandas)."""
+    encoded = [value.encode("utf-8") for value in values]
+    offsets = array("i", [0])
+    total = 0
+    for item in encoded:
+        total += len(item)
+        offsets.append(total)
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
 
 
 def _finish(kind: Kind, table: pa.Table, escapes: bool) -> pa.Table:

@@ -225,9 +225,9 @@ BULK_SCREEN = (
     "fewer than MAX_VOUCHED_OPENINGS '[' / '{' bytes in the payload's and raw's JSON text",
     "no repeated key at the top level, in the first level of payload / raw, among a ref's fields, "
     "in the trace",
-    "exactly the envelope's keys, each with the JSON type the writer gives it (strings without "
-    "escapes, arrays of ref objects with all five fields, strings without escapes or null for "
-    "platform and label, a trace of exactly TraceContext's shape, raw an object or null)",
+    "exactly the envelope's keys, each with the JSON type the writer gives it (strings, arrays "
+    "of ref objects with all five fields, strings or null for platform and label, a trace of "
+    "exactly TraceContext's shape, raw an object or null)",
     "the timestamp matches TS_VOUCHED and names a real calendar date",
     "at most MAX_LINE_BYTES bytes",
 )

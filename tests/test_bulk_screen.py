@@ -53,6 +53,8 @@ CASES = {
     "escaped_id": {"signal_id": 'id"with\\escapes\n'},
     "escaped_source": {"source": "tab\there"},
     "unicode_source": {"source": "caf\u00e9 \U0001f680"},
+    # as 0.1.8 writes non-ASCII text (json.dumps ensure_ascii): the bulk path decodes the escapes
+    "ascii_escaped_label": {"entity_refs": [{**REF, "label": "ASCII_ESCAPED"}]},
     "int_payload_type": {"payload_type": 5},
     "list_schema_version": {"schema_version": ["0.8"]},
     "deep_payload_249": {"payload": {"a": "DEEP248"}},
@@ -68,13 +70,15 @@ CASES = {
 
 
 # The lines among CASES the bulk path reads itself; it leaves every other one to the exact path.
-VOUCHED = {"deep_payload_249", "payload_unsorted_keys", "raw_object", "ref_extra_key", "trace_object", "unicode_source"}
+VOUCHED = {"deep_payload_249", "payload_unsorted_keys", "raw_object", "ref_extra_key", "trace_object", "unicode_source",
+           "escaped_id", "escaped_source", "ref_escaped_value", "ascii_escaped_label"}
 
 
 def _line(record: dict) -> bytes:
     line = orjson.dumps(record)
     for depth in (248, 259):
         line = line.replace(f'"DEEP{depth}"'.encode(), nested(depth).encode())
+    line = line.replace(b'"ASCII_ESCAPED"', b'"Bj\\u00f6rn \\ud83d\\ude80 \\u00d8stergaard"')
     line = line.replace(b'"REPEAT_SORTED"', b'{"a":1,"score":0.5,"score":"high"}')
     return line.replace(b'"REPEAT_UNSORTED"', b'{"score":0.5,"a":1,"score":"high"}')
 
