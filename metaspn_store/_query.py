@@ -12,6 +12,7 @@ payload keys become RFC 6901 JSON pointers, which DuckDB takes as data.
 
 from __future__ import annotations
 
+import os
 import threading
 from array import array
 from collections import OrderedDict
@@ -304,10 +305,18 @@ class QueryEngine:
         if candidates is None:
             sql += ", firsts_day AS (SELECT * FROM base)"
         else:
+            # ``dups`` reads its four columns from the sources, not from ``base``: a CTE read twice
+            # is materialised whole, every column of every row of the window (1.3 GB for a
+            # 1.5M-signal replay's first query, whose filter keeps no row).
+            positions = []
+            if snap.files:
+                positions.append(f"SELECT {idc}, day, {TIER_COLD}::TINYINT AS tier, seq FROM {cold}")
+            if snap.hot is not None:
+                positions.append(f"SELECT {idc}, day, tier, seq FROM {hot}")
             sql += f""",
             dups AS (
                 SELECT {idc} AS dup_id, min({POSITION_SQL}) AS first_pos
-                FROM base WHERE {idc} IN ({candidates}) GROUP BY {idc}
+                FROM ({" UNION ALL ".join(positions)}) WHERE {idc} IN ({candidates}) GROUP BY {idc}
             ),
             firsts_day AS (
                 SELECT base.* FROM base LEFT JOIN dups ON base.{idc} = dups.dup_id
@@ -745,7 +754,9 @@ class PayloadFields:
         prefetch: list[FieldRequest],
         cold_file: Callable[[str], tuple[str, dict[str, Any], dict[str, Any]]],
     ) -> _FieldEntry:
-        key = ("cold", path)
+        # A Delta data file is never rewritten (new versions write new names), and the legacy
+        # layout's names carry a generation; a local file's identity is checked all the same.
+        key = ("cold", path, _file_identity(path))
         entry = self._get(key)
         if entry is not None and set(requests) <= set(entry.requests):
             return entry
@@ -825,6 +836,17 @@ class PayloadFields:
                 i = keep.index(name)
                 out = out.set_column(i, name, pc.dictionary_encode(out.column(i)))
         return out
+
+
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a local file; None for object storage (names are never reused)."""
+    if "://" in path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _merged(entry: _FieldEntry | None, requests: Sequence[FieldRequest]) -> list[FieldRequest]:

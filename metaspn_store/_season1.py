@@ -15,16 +15,21 @@ module adds is the reading of payload fields with the reference's Python semanti
   value (``1`` also equals ``1.0`` and ``true`` in Python) is compared in Python, on the field
   values alone, and the matching ids go back into SQL as a bind parameter.
 
-The payload's JSON type and the types of every field a query reads come from one parse
-(``json_type`` over a list of JSON pointers), their values as text from a second
-(``json_extract_string``), whatever the number of fields.
+Field values come from :class:`~metaspn_store._query.PayloadFields`: each partition's payloads
+are parsed once (two JSON parses a row, whatever the number of keys; the default fields of every
+model together) and the values kept, so a later call reads no JSON and, without an entity_ref
+filter, no cold file either.
 
-**Sums** are ``sum(value ORDER BY <order>)``: DuckDB folds an ordered aggregate sequentially in
-that order, which is the reference's ``total += value`` loop over the same values in the same
-order (replay order ``(timestamp, append order)``, or rank order for projection totals), so totals
-are bit-identical to the reference's, including where float rounding makes the order matter.
-``tests/test_season1.py`` checks that with cancelling values. ``+ 0.0`` turns a ``-0.0`` total into
-the reference's ``0.0`` (its running total starts at ``0.0``).
+**Sums** add the same values in the same order as the reference's ``total += value`` loop
+(replay order ``(timestamp, append order)``, or rank order for projection totals), so totals are
+bit-identical to the reference's, including where float rounding makes the order matter. The
+summary's totals are ``sum(value ORDER BY <order>)`` (DuckDB folds an ordered aggregate
+sequentially; ``+ 0.0`` turns a ``-0.0`` total into the reference's ``0.0``, as its running
+total starts at ``0.0``). Grouped totals (per game, per player) come from rows sorted by (group,
+order) and are added run by run in that order (``_sequential_sums``; DuckDB's grouped ordered
+aggregates sort every group apart, several times slower); projection totals are added in one
+pass over the rows in rank order. ``tests/test_season1.py`` checks every total with cancelling
+values, ``tests/test_season1_sums.py`` both ways of adding runs.
 """
 
 from __future__ import annotations
