@@ -49,6 +49,7 @@ from metaspn_store._cold import ColdTier
 from metaspn_store._hot import HotTier
 from metaspn_store._ipc import replace_atomically
 from metaspn_store._layout import Kind, Layout, named_file, validate_name
+from metaspn_store._parse import _int64
 from metaspn_store.errors import ConsumerBusyError, StoreError
 
 FORMAT = 1
@@ -332,7 +333,7 @@ class Consumer:
         if view is None or view.key != key or (hot is not None and hot.num_rows < view.upto):
             view = _DayView(key=key, n=n)
             if hot is not None and claimed:
-                view.upto = int(pc.sum(pc.less(hot.column("seq"), claimed)).as_py() or 0)
+                view.upto = int(pc.sum(pc.less(hot.column("seq"), _int64(claimed))).as_py() or 0)
             self._views[day] = view
         view.hot = hot
         if hot is not None and hot.num_rows > view.upto:

@@ -35,7 +35,7 @@ from metaspn_store._codec import schema_for
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
-from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk, parse_lines_exact
+from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, _int64, parse_chunk, parse_lines_exact
 from metaspn_store._rules import TIER_HOT, code_for
 from metaspn_store.errors import StoreIOError
 
@@ -491,7 +491,8 @@ class HotTier:
                     "SELECT hi, lo, min(code) AS code, count(*) AS n FROM id_digests GROUP BY hi, lo ORDER BY hi, lo"
                 )
                 table = rel.to_arrow_table()
-                repeated = table.filter(pc.greater(table.column("n"), 1)).select(["hi", "lo"])
+                # (an Arrow scalar: a Python 1 would make pyarrow import pandas, about 1 s)
+                repeated = table.filter(pc.greater(table.column("n"), _int64(1))).select(["hi", "lo"])
                 index.load_sorted(table.select(["hi", "lo", "code"]), repeated)
             finally:
                 con.unregister("id_digests")
