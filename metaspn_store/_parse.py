@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -325,8 +324,12 @@ def parse_bulk(
     n_lines = data.count(b"\n")
     try:
         table = _bulk_or_none(kind, con, data, n_lines, whole_file)
+    except duckdb.OutOfMemoryException as exc:
+        # Not the line-by-line path: it needs more memory still (under `ulimit -v`, orjson then
+        # crashed the process). The read becomes a QueryError naming the settings (``_query``).
+        raise MemoryError(f"parsing {path}: {exc}") from exc
     except duckdb.Error:
-        table = None  # e.g. too little memory for the bulk parse: the exact path needs none
+        table = None  # a query the bulk path cannot run: the exact path decides every line
     if table is None:
         return parse_exact(kind, data, first_line, path)
     ok = table.column("ok")
@@ -370,10 +373,9 @@ def _bulk_or_none(
     # Batches of a few thousand lines: DuckDB's threads scan them in parallel.
     batches = pa.table({"i": _range(n_lines), "line": lines}).to_batches(max_chunksize=_BATCH_ROWS)
     con.register(name, pa.Table.from_batches(batches))
-    # SUSPICIOUS_BYTES meanwhile (Arrow releases the GIL): a thread of its own.
-    found: list[pa.Array | None] = []
-    search = threading.Thread(target=lambda: found.append(_suspicious(whole, lines)))
-    search.start()
+    # SUSPICIOUS_BYTES first, in this thread (a thread of its own overlapped DuckDB, but creating
+    # it could abort the process under `ulimit -v`: glibc's thread-local data).
+    suspicious = _suspicious(whole, lines)
     params = {"max_open": _rules.MAX_VOUCHED_OPENINGS, "max_line": _rules.MAX_LINE_BYTES}
     try:
         try:
@@ -385,12 +387,11 @@ def _bulk_or_none(
             table = con.sql(sql, params=params).to_arrow_table()
     finally:
         con.unregister(name)
-        search.join()
-    if table.num_rows != n_lines or not found:
-        return None  # (no answer from the search: it failed, so no line is vouched for)
+    if table.num_rows != n_lines:
+        return None
     out = _finish(kind, table, b"\\" in text)
-    if found[0] is not None:
-        ok = pc.and_(out.column("ok"), pc.invert(found[0]))
+    if suspicious is not None:
+        ok = pc.and_(out.column("ok"), pc.invert(suspicious))
         out = out.set_column(out.schema.get_field_index("ok"), "ok", ok)
     return out
 
