@@ -246,13 +246,7 @@ class QueryEngine:
                     tables["hot_rows"] = snap.hot
                 if snap.dataset is not None:
                     tables["cold_rows"] = snap.dataset
-                for name, table in tables.items():
-                    con.register(name, table)
-                try:
-                    result = con.sql(query, params=params).to_arrow_table()
-                finally:
-                    for name in tables:
-                        con.unregister(name)
+                result = _sql_over(con, tables, query, params)
             except (duckdb.IOException, duckdb.InvalidInputException, OSError) as exc:
                 last_error = exc  # a compaction (and a vacuum) replaced files we listed: read again
                 continue
@@ -818,13 +812,7 @@ class PayloadFields:
         key = f"CASE WHEN seq >= 0 AND seq < {_SEQ_LIMIT} THEN {POSITION_KEY_SQL} END"
         kept = "".join(f"{c}, " for c in keep)
         sql = f"SELECT {kept}{key} AS __pos, {field_columns(wanted)} FROM ({parsed_payload(relation, wanted, params)})"  # noqa: S608
-        for name, table in tables.items():
-            con.register(name, table)
-        try:
-            out = con.sql(sql, params=params).to_arrow_table()
-        finally:
-            for name in tables:
-                con.unregister(name)
+        out = _sql_over(con, tables, sql, params)
         self.rows_parsed += out.num_rows
         # Texts of a field repeat (games, players, statuses, sources): a dictionary keeps them small.
         first = len(keep) + 1
@@ -880,6 +868,18 @@ def _unique_key(columns: list[pa.ChunkedArray]) -> bool:
     if n < 2:
         return True
     return int(pc.count_distinct(pa.chunked_array(chunks, pa.int64())).as_py()) == n
+
+
+def _sql_over(con: duckdb.DuckDBPyConnection, tables: dict[str, Any], sql: str, params: Any) -> pa.Table:
+    """``sql`` as Arrow, with ``tables`` (Arrow tables or datasets) registered under their names
+    for the statement only."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 @contextmanager
