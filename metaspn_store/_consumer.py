@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -295,8 +295,8 @@ class Consumer:
 
     def _survey(self) -> dict[date, _DayState]:
         """The state of every day as it is now (positions 0)."""
-        out: dict[date, _DayState] = {}
         for _attempt in range(100):
+            out: dict[date, _DayState] = {}
             stats = {day: self._day_stat(day) for day in self._hot.days()}
             with self._cold.reading() as version:
                 counts = self._cold.day_counts()
@@ -309,7 +309,8 @@ class Consumer:
                     state.stat = stats.get(day)
                     out[day] = state
                 else:
-                    return out
+                    if self._cold.version() == version:  # as in ``_walk``: no commit while hot files were read
+                        return out
         raise StoreError(f"consumer {self.name!r}: the store kept changing while its start position was taken")
 
     # ------------------------------------------------------------------ the sequences
@@ -318,10 +319,12 @@ class Consumer:
         """The day's sequence now (call inside ``cold.reading()``): table rows ``n``, then the
         first copies among the hot rows the table does not claim.
 
-        ``seen`` is the hot file's stat taken *before* the table version was loaded. Compaction
-        deletes a hot file only after committing its lines, so a file that still is the one seen
-        then is consistent with the table version (its claimed lines are skipped). If it was
-        deleted or replaced meanwhile, None: the day is left for the next poll."""
+        ``seen`` is the hot file's stat taken *before* the table version was loaded. A file
+        deleted or replaced (another inode) since is left for the next poll: None. An inode
+        alone cannot prove that the file is still the one seen (a new file may reuse a deleted
+        file's inode), so callers also check afterwards that the version is still the latest:
+        compaction deletes a hot file only after committing its lines, so without a commit in
+        between the file read is consistent with the version (its claimed lines are skipped)."""
         hot = self._hot.table(day)
         ident = self._hot.identity(day) if hot is not None else None
         if (None if ident is None else ident[0]) != (None if seen is None else seen[0]):
@@ -426,10 +429,32 @@ class Consumer:
 
     def _walk(self, budget: int | None) -> tuple[list[pa.Table], int]:
         """Deliver up to ``budget`` matching records (None: count them without delivering).
-        Returns the delivered rows and how many matching records are pending."""
+        Returns the delivered rows and how many matching records are pending.
+
+        A walk that read a hot file is kept only if the table version it loaded is still the
+        latest afterwards. Otherwise this host's compaction may have committed a hot file and
+        deleted it, and a new file of that day may have been read against the older version
+        (a new file can even get the deleted file's inode): the walk is undone and taken again."""
+        for _attempt in range(100):
+            before: dict[date, _DayState | None] = {}
+            result, read_hot_at = self._walk_once(budget, before)
+            if read_hot_at is None or self._cold.version() == read_hot_at:
+                return result
+            for day, state in before.items():
+                if state is None:
+                    self._days.pop(day, None)
+                else:
+                    self._days[day] = state
+        raise StoreError(f"consumer {self.name!r}: the store kept changing while it was polled")
+
+    def _walk_once(self, budget: int | None, before: dict[date, _DayState | None]
+                   ) -> tuple[tuple[list[pa.Table], int], Any]:
+        """One walk over the days (see ``_walk``). Each day's state is saved in ``before`` before
+        it changes. Returns the result and the version key if a hot file was read (else None)."""
         out: list[pa.Table] = []
         taken = 0
         pending = 0
+        read_hot_at = None
         # Hot files are looked at before the table version is loaded (see ``_view``).
         stats = {day: self._day_stat(day) for day in set(self._hot.days()) | set(self._days)}
         with self._cold.reading() as version_key:
@@ -443,8 +468,10 @@ class Consumer:
                 if state is not None and state.stat == stat and state.n == n and state.k >= state.total:
                     state.version = version
                     continue  # nothing new in this day since the last poll
+                before[day] = None if state is None else replace(state)
                 if state is None:
                     state = self._days[day] = _DayState()
+                read_hot_at = version_key
                 view = self._view(day, n, stat)
                 if view is None:
                     continue  # compacted while we looked: next poll
@@ -485,7 +512,7 @@ class Consumer:
                     view.hot = None
         while len(self._views) > _VIEWS:
             self._views.pop(next(iter(self._views)))
-        return out, pending
+        return (out, pending), read_hot_at
 
     def poll(self, max_records: int = 1000) -> list[Any]:
         """The next (up to) ``max_records`` matching records: days oldest first, each day in its

@@ -318,6 +318,48 @@ def test_random_writes_polls_commits_crashes_and_compactions(tmp_path_factory: p
     consumer.close()
 
 
+def _between_version_and_hot_read(consumer: Any, day: date, action: Any) -> None:
+    """Run ``action`` once, when the consumer's poll reads the hot file of ``day``: after it has
+    loaded the table version, before it reads the file (the window another process's compaction
+    and writes can fall into)."""
+    hot = consumer._hot
+    real = hot.table
+    fired: list[bool] = []
+
+    def table(d: date) -> Any:
+        if d == day and not fired:
+            fired.append(True)
+            action()
+        return real(d)
+
+    hot.table = table
+
+
+@pytest.mark.parametrize("recreated", ["new file", "same file name reused"])
+def test_a_compaction_and_writes_inside_a_poll_neither_skip_nor_repeat_records(tmp_path: Path, recreated: str) -> None:
+    # Another process (a second store object: its own caches) writes a late record to a compacted
+    # day, compacts it (the commit claims the file, then deletes it) and writes another late record
+    # (a new hot file, on ext4 often with the deleted file's inode) while this consumer's poll sits
+    # between loading the table version and reading that day's hot file.
+    store = FileSystemStore(tmp_path)
+    store.write_signals([sig(f"a{i}", at(0, i)) for i in range(3)] + [sig(f"b{i}", at(1, i)) for i in range(3)])
+    compact_all(store)
+    if recreated == "same file name reused":
+        store.write_signals([sig("b-hot", at(1, 50))])  # the day has a hot file when the poll stats it
+    other = FileSystemStore(tmp_path)
+
+    def late_writes_and_a_compaction() -> None:
+        other.write_signals([sig("late1", at(1, 100))])
+        other.compact(before=date(2100, 1, 1))
+        other.write_signals([sig("late2", at(1, 200))])
+
+    consumer = FileSystemStore(tmp_path).consumer("w")
+    _between_version_and_hot_read(consumer, DAY0.date() + timedelta(days=1), late_writes_and_a_compaction)
+    got = drain(consumer, step=100)
+    assert sorted(got) == sorted({i for _, i in _stored_sequence(store)})
+    assert len(got) == len(set(got)), f"delivered twice: {got}"
+
+
 # ---------------------------------------------------------------------------- real processes
 
 
