@@ -13,8 +13,10 @@ decided in :mod:`metaspn_store._rules`; :func:`row_from_envelope` only renders a
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -74,6 +76,53 @@ KNOWN_KEYS = {
 
 def schema_for(kind: Kind) -> pa.Schema:
     return SIGNAL_SCHEMA if kind is SIGNALS else EMISSION_SCHEMA
+
+
+# pyarrow imports pandas (when installed) the first time a Python object is handed to
+# ``pa.array``, ``pa.table`` of a foreign table, ``Schema.empty_table`` or ``pa.scalar``: a
+# quarter of a second to a second of a fresh process's first read or compaction that never needs
+# pandas. Writes, hot reads, consumers and compaction build their Arrow values from buffers
+# instead (``tests/test_arrow_builders.py``). Reading the cold tier still imports it:
+# ``pyarrow.dataset`` imports pandas when it is imported.
+
+
+def no_rows(schema: pa.Schema) -> pa.Table:
+    """An empty table of ``schema`` (without importing pandas)."""
+    return pa.Table.from_batches([], schema=schema)
+
+
+def int64_scalar(value: int) -> pa.Scalar:
+    """``pa.scalar(value, pa.int64())`` (without importing pandas)."""
+    return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(array("q", [value]))])[0]
+
+
+def int64_range(n: int) -> pa.Array:
+    """0 .. n-1 as int64 (without importing pandas)."""
+    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", range(n)))])
+
+
+def bool_array(values: Sequence[bool]) -> pa.BooleanArray:
+    """``pa.array(values, pa.bool_())`` without None (without importing pandas)."""
+    n = len(values)
+    bits = int("".join("1" if v else "0" for v in reversed(values)) or "0", 2)
+    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.to_bytes((n + 7) // 8, "little"))])
+
+
+def repeated_date(day: date, n: int) -> pa.Array:
+    """``day`` ``n`` times as date32 (without importing pandas)."""
+    days = (day - date(1970, 1, 1)).days
+    return pa.Array.from_buffers(pa.date32(), n, [None, pa.py_buffer(array("i", [days]) * n)])
+
+
+def string_array(values: list[str]) -> pa.StringArray:
+    """``pa.array(values, pa.string())`` for a list of str without None (without importing
+    pandas)."""
+    encoded = [v.encode() for v in values]
+    offsets = array("i", [0])
+    offsets.extend(itertools.accumulate(map(len, encoded)))
+    if offsets[-1] >= 2**31:
+        raise OverflowError("string_array: more than 2 GiB of text")
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
 
 
 def envelope_class(kind: Kind) -> type:
@@ -817,16 +866,52 @@ def _opt_str(value: Any) -> str | None:
 
 
 def rows_to_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows (dicts of the kind's columns: str / None, int microseconds, lists of ref dicts)
+    as a table of the kind's schema, built from buffers (without importing pandas)."""
     schema = schema_for(kind)
-    columns = {name: [row[name] for row in rows] for name in schema.names}
     arrays = []
     for field in schema:
-        values = columns[field.name]
-        if field.type == TS_TYPE:
-            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+        values = [row[field.name] for row in rows]
+        if field.type == pa.string():
+            arrays.append(_string_column(values))
+        elif field.type in (pa.int64(), TS_TYPE):
+            arrays.append(_int64_column(values, field.type))
         else:
-            arrays.append(pa.array(values, field.type))
+            arrays.append(_refs_column(values, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _validity(values: list[Any]) -> pa.Buffer | None:
+    """The validity bitmap of ``values`` (None when no value is None)."""
+    if None not in values:
+        return None
+    n = len(values)
+    bits = int("".join("0" if v is None else "1" for v in reversed(values)), 2)
+    return pa.py_buffer(bits.to_bytes((n + 7) // 8, "little"))
+
+
+def _string_column(values: list[str | None]) -> pa.Array:
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = array("i", [0])
+    offsets.extend(itertools.accumulate(map(len, encoded)))
+    if offsets[-1] >= 2**31:
+        raise OverflowError("more than 2 GiB of text in one column")
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [_validity(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _int64_column(values: list[int | None], type_: pa.DataType) -> pa.Array:
+    data = array("q", [0 if v is None else v for v in values])
+    return pa.Array.from_buffers(type_, len(values), [_validity(values), pa.py_buffer(data)])
+
+
+def _refs_column(values: list[list[dict[str, str | None]] | None], type_: pa.DataType) -> pa.Array:
+    flat = [ref for refs in values if refs for ref in refs]
+    children = [_string_column([ref[name] for ref in flat]) for name in REF_FIELDS]
+    structs = pa.StructArray.from_arrays(children, fields=list(REF_STRUCT))
+    offsets = array("i", [0])
+    offsets.extend(itertools.accumulate(len(refs) if refs else 0 for refs in values))
+    return pa.Array.from_buffers(type_, len(values), [_validity(values), pa.py_buffer(offsets)], children=[structs])
 
 
 class EnvelopeBuilder:

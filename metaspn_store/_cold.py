@@ -44,7 +44,7 @@ from urllib.parse import unquote
 import orjson
 import pyarrow as pa
 
-from metaspn_store._codec import schema_for
+from metaspn_store._codec import no_rows, repeated_date, schema_for, string_array
 from metaspn_store._layout import Kind, Layout
 from metaspn_store._legacy_cold import LegacyColdTier
 
@@ -270,11 +270,11 @@ class ColdTier:
         """(path, day, max_shared, size) of every live file at ``version``."""
 
         def compute() -> pa.Table:
-            adds = pa.table(dt.get_add_actions(flatten=True))
+            adds = pa.RecordBatchReader.from_stream(dt.get_add_actions(flatten=True)).read_all()
             max_shared = adds.column("max.shared") if "max.shared" in adds.column_names else pa.nulls(adds.num_rows, pa.bool_())
             paths = [self._uri_of(p) for p in adds.column("path").to_pylist()]
             return pa.table(
-                {"path": pa.array(paths, pa.string()), "day": adds.column("partition.day").cast(pa.date32()),
+                {"path": string_array(paths), "day": adds.column("partition.day").cast(pa.date32()),
                  "max_shared": max_shared, "size": adds.column("size_bytes"), "rows": adds.column("num_records")}
             ).sort_by([("day", "ascending"), ("path", "ascending")])
 
@@ -420,7 +420,7 @@ class ColdTier:
 
                 paths = self.legacy.files(day, day).get(day, [])
                 if not paths:
-                    return schema.empty_table()
+                    return no_rows(schema)
                 return pq.read_table(paths).select(schema.names).cast(schema).sort_by("seq")
         return self.read_day(version, dt, day)
 
@@ -504,11 +504,11 @@ class ColdTier:
         """The rows of ``day`` at ``version`` in append (``seq``) order, in the kind's schema."""
         schema = schema_for(self.kind)
         if dt is None:
-            return schema.empty_table()
+            return no_rows(schema)
         adds = self._adds(version, dt)
         files = [p for p, d in zip(adds.column("path").to_pylist(), adds.column("day").to_pylist(), strict=True) if d == day]
         if not files:
-            return schema.empty_table()
+            return no_rows(schema)
         return self.dataset(files).to_table(columns=schema.names).cast(schema).sort_by("seq")
 
     def replace_day(self, dt: Any, day: date, rows: pa.Table, shared: pa.Array, claim: tuple[tuple[int, str], int] | None,
@@ -521,7 +521,7 @@ class ColdTier:
         schema = schema_for(self.kind)
         type_col = "source" if "source" in schema.names else "emission_type"
         data = rows.cast(schema).append_column("shared", shared).append_column(
-            "day", pa.array([day] * rows.num_rows, pa.date32()))
+            "day", repeated_date(day, rows.num_rows))
         # Clustered by the common filters so row-group statistics prune; ``seq`` keeps append order.
         data = data.sort_by([(type_col, "ascending"), ("timestamp", "ascending"), ("seq", "ascending")])
         base = -1 if dt is None else dt.version()
@@ -554,10 +554,10 @@ class ColdTier:
 
         schema = schema_for(self.kind)
         parts = [
-            rows.cast(schema).append_column("shared", shared).append_column("day", pa.array([day] * rows.num_rows, pa.date32()))
+            rows.cast(schema).append_column("shared", shared).append_column("day", repeated_date(day, rows.num_rows))
             for day, (rows, shared) in sorted(days.items())
         ]
-        data = pa.concat_tables(parts) if parts else table_schema(self.kind).empty_table()
+        data = pa.concat_tables(parts) if parts else no_rows(table_schema(self.kind))
         base = -1 if dt is None else dt.version()
         txns = [Transaction(f"metaspn-store/serial/{self.kind.name}", base + 1), Transaction(LEGACY_IMPORT, 1)]
         txns.extend(Transaction(app_id, lines) for app_id, lines in claims.items())

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from metaspn_store._codec import schema_for
+from metaspn_store._codec import bool_array, int64_range, no_rows, repeated_date, schema_for
 from metaspn_store._cold import LEGACY_IMPORT, ColdTier
 from metaspn_store._faults import crash_point
 from metaspn_store._hot import HotTier, head_digest
@@ -126,7 +126,7 @@ def _read_hot_day(hot: HotTier, day: date, con: duckdb.DuckDBPyConnection) -> _H
         return None
     cut = data.rfind(b"\n") + 1
     data, tail = data[:cut], data[cut:]
-    rows, lines = schema_for(hot.kind).empty_table(), 0
+    rows, lines = no_rows(schema_for(hot.kind)), 0
     bad: list[BadLineReport] = []
     if cut:
         lines = data.count(b"\n")
@@ -227,7 +227,7 @@ def compact_day(
         report.malformed = len(bad)
         merged = pa.concat_tables([cold_rows, rows.cast(schema_for(kind))])
         out = _first_copy_per_id(merged, kind.id_field)
-        out = out.set_column(out.schema.get_field_index("seq"), "seq", pa.array(range(out.num_rows), pa.int64()))
+        out = out.set_column(out.schema.get_field_index("seq"), "seq", int64_range(out.num_rows))
         report.records_out = out.num_rows
         report.duplicates_dropped = report.records_in - report.records_out
         if dry_run:
@@ -312,11 +312,11 @@ def convert_legacy(cold: ColdTier) -> int | None:
 def _cross_day_flags(cold: ColdTier, version: int, dt: Any, days: dict[date, pa.Table]) -> dict[date, pa.Array]:
     """``shared`` for the converted days: ids that occur on more than one day of the table."""
     idc = cold.kind.id_field
-    pairs = [pa.table({"id": t.column(idc), "day": pa.array([d] * t.num_rows, pa.date32())}) for d, t in days.items()]
+    pairs = [pa.table({"id": t.column(idc), "day": repeated_date(d, t.num_rows)}) for d, t in days.items()]
     other = [d for d in cold.files(date.min, date.max) if d not in days] if dt is not None else []
     for d in other:
         ids = cold.read_day(version, dt, d).column(idc)
-        pairs.append(pa.table({"id": ids, "day": pa.array([d] * len(ids), pa.date32())}))
+        pairs.append(pa.table({"id": ids, "day": repeated_date(d, len(ids))}))
     if not pairs:
         return {}
     every = pa.concat_tables(pairs)
@@ -342,16 +342,16 @@ def _first_copy_per_id(merged: pa.Table, id_field: str) -> pa.Table:
     for record_id in ids.to_pylist():
         keep.append(record_id not in seen)
         seen.add(record_id)
-    return merged.filter(pa.array(keep, pa.bool_()))
+    return merged.filter(bool_array(keep))
 
 
 def _shared_flags(ids: pa.ChunkedArray, index: IdIndex) -> pa.Array:
     """Per row, whether the id may occur on another day: the index saw it more than once (a
     superset is harmless: a flag only makes reads check the id across days). Usually all false."""
     if not index.repeated:
-        return pa.array([False] * len(ids), pa.bool_())
+        return bool_array([False] * len(ids))
     repeated = index.repeated
-    return pa.array([digest(record_id) in repeated for record_id in ids.to_pylist()], pa.bool_())
+    return bool_array([digest(record_id) in repeated for record_id in ids.to_pylist()])
 
 
 def _quarantine(folder: Path, day: date, inode: int, data: bytes, bad_lines: list[BadLineReport]) -> None:

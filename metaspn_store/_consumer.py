@@ -44,12 +44,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaspn_store._codec import EnvelopeBuilder, schema_for
+from metaspn_store._codec import EnvelopeBuilder, int64_scalar, no_rows, schema_for
 from metaspn_store._cold import ColdTier
 from metaspn_store._hot import HotTier
 from metaspn_store._ipc import replace_atomically
 from metaspn_store._layout import Kind, Layout, named_file, validate_name
-from metaspn_store._parse import _int64
 from metaspn_store.errors import ConsumerBusyError, StoreError
 
 FORMAT = 1
@@ -336,7 +335,7 @@ class Consumer:
         if view is None or view.key != key or (hot is not None and hot.num_rows < view.upto):
             view = _DayView(key=key, n=n)
             if hot is not None and claimed:
-                view.upto = int(pc.sum(pc.less(hot.column("seq"), _int64(claimed))).as_py() or 0)
+                view.upto = int(pc.sum(pc.less(hot.column("seq"), int64_scalar(claimed))).as_py() or 0)
             self._views[day] = view
         view.hot = hot
         if hot is not None and hot.num_rows > view.upto:
@@ -399,7 +398,7 @@ class Consumer:
                     start = prev = row
         schema = schema_for(self.kind)
         if not parts:
-            return schema.empty_table()
+            return no_rows(schema)
         parts = [p if p.schema.equals(schema) else p.cast(schema) for p in parts]
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 

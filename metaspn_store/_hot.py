@@ -20,7 +20,8 @@ import time
 import warnings
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,11 +32,11 @@ import pyarrow.compute as pc
 
 from metaspn_store import _index as saved_index
 from metaspn_store import _ipc
-from metaspn_store._codec import schema_for
+from metaspn_store._codec import int64_scalar, no_rows, schema_for
 from metaspn_store._index import IdIndex, digest
 from metaspn_store._layout import Kind, Layout, day_of_hot_file
 from metaspn_store._locks import ProcessLock
-from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, _int64, parse_chunk, parse_lines_exact
+from metaspn_store._parse import BULK_THRESHOLD, BadLineReport, parse_chunk, parse_lines_exact
 from metaspn_store._rules import TIER_HOT, code_for
 from metaspn_store.errors import StoreIOError
 
@@ -112,6 +113,7 @@ class HotTier:
         self._last_cold_check: int = 0  # when the cold tier's version was last asked
         self._last_sweep: int = 0  # when every hot file was last checked for appends
         self._known_files: dict[date, Path] = {}
+        self._not_saved: frozenset[date] = frozenset()  # days being compacted (see ``compacting``)
 
     # ------------------------------------------------------------------ listing
 
@@ -176,12 +178,12 @@ class HotTier:
                 merged = pa.concat_tables(tables)
                 part.tables = [merged]
                 tables = part.tables
-            if parsed >= SAVE_PARSE_BYTES:
+            if parsed >= SAVE_PARSE_BYTES and day not in self._not_saved:
                 self._save_parse(part)
             if grew or parsed:
                 self._evict()
             if not tables:
-                return schema_for(self.kind).empty_table()
+                return no_rows(schema_for(self.kind))
             return tables[0]
 
     def _read_new_bytes(self, part: _Partition, size: int) -> None:
@@ -249,11 +251,24 @@ class HotTier:
         for line, reason in meta["bad"]:
             self._note_bad(part, BadLineReport(str(part.path), line, reason))
 
+    @contextmanager
+    def compacting(self, days: Iterable[date]) -> Iterator[None]:
+        """While a compaction of ``days`` runs, their parses are not saved: the compactor parses
+        their files only to commit them to the table and delete them (saving the parses cost a
+        tenth of a compaction of a week of hot files)."""
+        with self._lock:
+            self._not_saved = frozenset(days)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._not_saved = frozenset()
+
     def _save_parse(self, part: _Partition) -> None:
         """Save the rows parsed so far; a reader that may not write there just goes on."""
         if self.read_only:
             return
-        table = part.tables[0] if part.tables else schema_for(self.kind).empty_table()
+        table = part.tables[0] if part.tables else no_rows(schema_for(self.kind))
         meta = {
             "format": _PARSE_FORMAT,
             "inode": part.inode,
@@ -492,7 +507,7 @@ class HotTier:
                 )
                 table = rel.to_arrow_table()
                 # (an Arrow scalar: a Python 1 would make pyarrow import pandas, about 1 s)
-                repeated = table.filter(pc.greater(table.column("n"), _int64(1))).select(["hi", "lo"])
+                repeated = table.filter(pc.greater(table.column("n"), int64_scalar(1))).select(["hi", "lo"])
                 index.load_sorted(table.select(["hi", "lo", "code"]), repeated)
             finally:
                 con.unregister("id_digests")

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaspn_store import _rules
-from metaspn_store._codec import KNOWN_KEYS, REF_FIELDS, rows_to_table, schema_for
+from metaspn_store._codec import KNOWN_KEYS, REF_FIELDS, int64_range, int64_scalar, rows_to_table, schema_for
 from metaspn_store._layout import SIGNALS, Kind
 from metaspn_store._rules import BULK_THRESHOLD, BadLine, is_blank, row_from_line
 
@@ -212,7 +212,7 @@ def _finish(kind: Kind, table: pa.Table, escapes: bool) -> pa.Table:
         plain, value = _json_strings(table.column(name), escapes)
         ok = pc.and_(ok, plain)
         out[name] = value
-    ok = pc.and_(ok, pc.fill_null(pc.greater(pc.binary_length(out[kind.id_field]), _int64(0)), _FALSE))
+    ok = pc.and_(ok, pc.fill_null(pc.greater(pc.binary_length(out[kind.id_field]), int64_scalar(0)), _FALSE))
     plain, ts_text = _json_strings(table.column("timestamp_text"), escapes)
     ts_ok = pc.fill_null(pc.match_substring_regex(ts_text, _rules.TS_VOUCHED), _FALSE)
     ok = pc.and_(ok, pc.and_(plain, ts_ok))
@@ -244,7 +244,7 @@ def _refs(refs: pa.ListArray, ok: pa.Array, escapes: bool) -> tuple[pa.Array, pa
         parents = pc.list_parent_indices(refs)
         bad = pc.invert(element_ok.slice(start, len(parents)))
         bad_rows = pc.unique(pc.filter(parents, bad)).cast(pa.int64())
-        ok = pc.and_(ok, pc.invert(pc.is_in(_range(len(refs)), value_set=bad_rows)))
+        ok = pc.and_(ok, pc.invert(pc.is_in(int64_range(len(refs)), value_set=bad_rows)))
     return ok, rebuilt
 
 
@@ -344,7 +344,7 @@ def parse_bulk(
             row["seq"] = first_line + redo[row["seq"]]
         bad = [BadLineReport(r.path, first_line + redo[r.line - 1] + 1, r.reason) for r in bad]
     vouched = table.filter(ok).drop_columns(["i", "ok"])
-    seq = pc.add(table.column("i").filter(ok), _int64(first_line))
+    seq = pc.add(table.column("i").filter(ok), int64_scalar(first_line))
     vouched = vouched.append_column("extra", pa.nulls(vouched.num_rows, pa.string()))
     vouched = vouched.append_column("seq", seq).select(schema_for(kind).names).cast(schema_for(kind))
     if rows:
@@ -371,7 +371,7 @@ def _bulk_or_none(
         return None
     name = f"__metaspn_bulk_lines_{next(_SEQUENCE)}"
     # Batches of a few thousand lines: DuckDB's threads scan them in parallel.
-    batches = pa.table({"i": _range(n_lines), "line": lines}).to_batches(max_chunksize=_BATCH_ROWS)
+    batches = pa.table({"i": int64_range(n_lines), "line": lines}).to_batches(max_chunksize=_BATCH_ROWS)
     con.register(name, pa.Table.from_batches(batches))
     # SUSPICIOUS_BYTES first, in this thread (a thread of its own overlapped DuckDB, but creating
     # it could abort the process under `ulimit -v`: glibc's thread-local data).
@@ -416,15 +416,6 @@ def _one_string(data: bytes) -> pa.Array:
 # list, a literal argument of a compute function) imports pandas, ~0.8 s of a fresh process's
 # first parse.
 _FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\x00")])[0]
-
-
-def _int64(value: int) -> pa.Scalar:
-    return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(array("q", [value]))])[0]
-
-
-def _range(n: int) -> pa.Array:
-    """0 .. n-1 as int64."""
-    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", range(n)))])
 
 
 def _is_utf8(data: bytes) -> bool:

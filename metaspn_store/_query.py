@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaspn_store._codec import EnvelopeBuilder, ensure_utc, schema_for
+from metaspn_store._codec import EnvelopeBuilder, ensure_utc, no_rows, schema_for
 from metaspn_store._layout import Kind
 from metaspn_store._rules import POSITION_SQL, TIER_COLD, TIER_HOT, window_days
 from metaspn_store.errors import QueryError
@@ -456,7 +456,7 @@ class QueryEngine:
         extra = {"window_dups": exclude} if exclude is not None else None
         first, last = window_days(start_utc, end_utc)
         table = self._run(build, first, last, extra)
-        return self._schema.empty_table() if table is None else table
+        return no_rows(self._schema) if table is None else table
 
     def _cross_day_duplicates(self, first: date, last: date) -> pa.Table | None:
         """Ids with copies on more than one of the days ``first..last``, with the first such day

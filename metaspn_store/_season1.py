@@ -47,7 +47,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaspn_store._codec import EPOCH, ensure_utc, iso_z
+from metaspn_store._codec import EPOCH, ensure_utc, iso_z, no_rows
 from metaspn_store._ipc import replace_atomically
 from metaspn_store._query import FieldRequest, Filter, QueryEngine, json_pointer
 
@@ -538,7 +538,7 @@ def active_reward_projections(
     ranked = query.run("signal_id", derive=derive, tail=f"ORDER BY {_RANK}", limit=use_limit)
     engine = signals.engine
     if "signal_id" not in ranked.schema.names or not ranked.num_rows:
-        return engine.kind_schema.empty_table()
+        return no_rows(engine.kind_schema)
     ids = ranked.column("signal_id").to_pylist()
     flt = Filter()
     flt.add(f"signal_id IN (SELECT unnest({flt.param(ids)}::VARCHAR[]))", columns=["signal_id"])

@@ -511,31 +511,8 @@ class FileSystemStore:
                         with hot.write_lock.hold():
                             hot.cold_changing()  # writers ask the table again at their next write
                     days = [d for d in hot.days() if d < cutoff]
-                    for day in days:
-                        with hot.write_lock.hold():
-                            if not dry_run:
-                                # Announced before anything is committed: a compactor killed after
-                                # its commit has told every writer to ask the table again.
-                                hot.cold_changing()
-                            day_report = None
-                            try:
-                                day_report = compact_day(
-                                    cold=cold,
-                                    hot=hot,
-                                    day=day,
-                                    index=partial(self._id_index, kind),
-                                    connection=self._connection(),
-                                    quarantine_dir=self._layout.store_root / "quarantine",
-                                    dry_run=dry_run,
-                                )
-                            finally:
-                                if day_report is not None and day_report.version == day_report.base_version + 1:
-                                    # Only our commit changed the table: the index stays valid.
-                                    hot.cold_changed_here(self._cold_paths(kind), self._cold_version(kind))
-                                elif not dry_run:
-                                    hot.recheck_cold()  # ask the table again at the next write
-                        if day_report is not None:
-                            report.days.append(day_report)
+                    with hot.compacting(() if dry_run else days):
+                        self._compact_days(report, kind, days, dry_run)
         except StoreLockedError:
             report.skipped = "another compaction is running on this workspace"
         except OSError as exc:
@@ -546,6 +523,36 @@ class FileSystemStore:
             ) from exc
         report.seconds = round(time.perf_counter() - started, 4)
         return report
+
+    def _compact_days(self, report: CompactionReport, kind: Kind, days: list[date], dry_run: bool) -> None:
+        """Compact ``days`` of ``kind`` one by one (each under the kind's write lock)."""
+        hot = self._hot[kind.name]
+        cold = self._cold[kind.name]
+        for day in days:
+            with hot.write_lock.hold():
+                if not dry_run:
+                    # Announced before anything is committed: a compactor killed after
+                    # its commit has told every writer to ask the table again.
+                    hot.cold_changing()
+                day_report = None
+                try:
+                    day_report = compact_day(
+                        cold=cold,
+                        hot=hot,
+                        day=day,
+                        index=partial(self._id_index, kind),
+                        connection=self._connection(),
+                        quarantine_dir=self._layout.store_root / "quarantine",
+                        dry_run=dry_run,
+                    )
+                finally:
+                    if day_report is not None and day_report.version == day_report.base_version + 1:
+                        # Only our commit changed the table: the index stays valid.
+                        hot.cold_changed_here(self._cold_paths(kind), self._cold_version(kind))
+                    elif not dry_run:
+                        hot.recheck_cold()  # ask the table again at the next write
+            if day_report is not None:
+                report.days.append(day_report)
 
     def vacuum(self, *, retain_hours: int = 168, dry_run: bool = False) -> dict[str, list[str]]:
         """Delete the cold tables' data files that no version of the last ``retain_hours`` uses

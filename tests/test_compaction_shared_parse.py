@@ -6,8 +6,10 @@ from __future__ import annotations
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from metaspn_store import BadLineWarning, FileSystemStore
 from metaspn_store._compactor import _hot_parse
@@ -59,3 +61,37 @@ def test_another_file_or_an_uncached_day_is_parsed_by_the_compactor(tmp_path: Pa
     assert head_digest(other) != head_digest(data)
     assert _hot_parse(hot, DAY, path.stat().st_ino, other, 2) is None  # another first line
     assert _hot_parse(hot, DAY, path.stat().st_ino, data, 2) is not None
+
+
+def test_compaction_saves_no_parse_of_the_days_it_compacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two days over the size from which parses are saved; only the first is compacted. Every file
+    # the store writes atomically is recorded (the writes still happen).
+    from metaspn_store import _hot, _ipc
+
+    later = date(2026, 2, 6)
+    folder = tmp_path / "store" / "signals"
+    folder.mkdir(parents=True)
+    for day in (DAY, later):
+        line = _line("x").replace(b"2026-02-05", day.isoformat().encode())
+        n = _hot.SAVE_PARSE_BYTES // len(line) + 10
+        (folder / f"{day.isoformat()}.jsonl").write_bytes(b"".join(line.replace(b'"x"', f'"{day}-{i}"'.encode())
+                                                                     for i in range(n)))
+    store = FileSystemStore(tmp_path)
+    written: list[Path] = []
+    real = _ipc.write_atomic
+
+    def recording(path: Path, *args: Any, **kwargs: Any) -> Any:
+        written.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_ipc, "write_atomic", recording)
+    report = store.compact(before=later)
+    assert [d.day for d in report.days] == [DAY.isoformat()]
+    layout = store._layout
+    assert layout.saved_parse(store._hot["signals"].kind, later) in written  # the day that stays hot: saved
+    assert layout.saved_parse(store._hot["signals"].kind, DAY) not in written  # committed, then deleted: never saved
+    # afterwards a parse of that day (late lines) is saved again: the exception ended with the compaction
+    written.clear()
+    (folder / f"{DAY.isoformat()}.jsonl").write_bytes(b"".join(_line(f"late-{i}") for i in range(n)))
+    store._hot["signals"].table(DAY)
+    assert layout.saved_parse(store._hot["signals"].kind, DAY) in written
