@@ -85,14 +85,16 @@ def build_dict(cls: type, values: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def timed(call: Any, repeat: int) -> tuple[float, Any]:
+def timed(call: Any, repeat: int, *, collector: bool = False) -> tuple[float, Any]:
     """Median seconds of ``call``; the cyclic garbage collector is off while timing (as
-    ``timeit`` does), so neither side pays for collections caused by the other's live objects."""
+    ``timeit`` does), so neither side pays for collections caused by the other's live objects.
+    ``collector=True`` leaves it on, as a caller runs."""
     times, result = [], None
     for _ in range(repeat):
         result = None
         gc.collect()
-        gc.disable()
+        if not collector:
+            gc.disable()
         try:
             t = time.perf_counter()
             result = call()
@@ -107,6 +109,9 @@ def floor_main(args: argparse.Namespace) -> int:
     start, end = window(store)
     replay = getattr(store, f"iter_{args.kind}")
     seconds, count = timed(lambda: sum(1 for _ in replay(start, end)), args.repeat)
+    # As callers run it: the collector on, envelopes streamed or all kept in a list.
+    on_seconds, _ = timed(lambda: sum(1 for _ in replay(start, end)), args.repeat, collector=True)
+    kept_seconds, _ = timed(lambda: len(list(replay(start, end))), args.repeat, collector=True)
     head = []
     for envelope in replay(start, end):
         head.append(envelope)
@@ -121,6 +126,8 @@ def floor_main(args: argparse.Namespace) -> int:
     n = len(head)
     per = {
         "replay (whole workspace)": seconds / count,
+        "replay, collector on (as callers run it)": on_seconds / count,
+        "replay into a list, collector on": kept_seconds / count,
         f"replay (first {n:,})": head_seconds / n,
         "floor: cls(**fields)": ctor_seconds / n,
         "floor: __dict__ fill": dict_seconds / n,

@@ -13,7 +13,6 @@ Semantics every read shares (the 0.1.8 contract):
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -72,7 +71,6 @@ DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
 DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
 _POLICIES = ("ignore", "return_existing", "raise")
 _LINE_LIMIT = MAX_LINE_BYTES + 1  # a record's line with its newline
-_GC_PAUSE_FROM = 1_000  # batches of at least this many records run with the cyclic collector paused
 
 
 def _too_long(kind: Kind, record_id: str, line: bytes) -> InvalidRecordError:
@@ -668,18 +666,10 @@ class FileSystemStore:
         self._writable(f"write_{kind.name}")
         if len(envelopes) == 1:
             return [self._write_one(kind, envelopes[0], on_duplicate)]
-        # A big batch keeps a key per record alive until it is appended: the cyclic collector
-        # would run dozens of times, now and then over the whole heap (0.1 s with a few hundred
-        # thousand objects alive). What the batch allocates is freed by reference counting, so
-        # the collector is paused for the call; the rare cycle (a traceback) is collected after.
-        paused = len(envelopes) >= _GC_PAUSE_FROM and gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        # A big batch keeps a key per record alive until it is appended (0.1 s of collector runs
+        # with a few hundred thousand objects alive).
+        with _codec.collector_paused(len(envelopes)):
             return self._write_batch(kind, envelopes, on_duplicate)
-        finally:
-            if paused:
-                gc.enable()
 
     def _write_batch(self, kind: Kind, envelopes: list[Any], on_duplicate: str) -> list[Path]:
         # Validate and render the whole batch before touching any file, in one pass: each line
