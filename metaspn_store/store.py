@@ -639,24 +639,43 @@ class FileSystemStore:
         return out
 
     def _location(self, kind: Kind, code: int, record_id: str) -> Path:
-        """Where the first record of an id lives now (only asked for duplicates).
+        """Where the first record of an id lives now (only asked for duplicates)."""
+        return self._locations(kind, [(code, record_id)])[0]
+
+    def _locations(self, kind: Kind, asks: list[tuple[int, str]]) -> list[Path]:
+        """Where the first record of each id lives now, for ``(index code, id)`` pairs.
 
         The index remembers the tier an id was first seen in; a compaction (maybe in another
-        process) may have moved that day to Parquet since, so a hot answer is checked.
+        process) may have moved that day to Parquet since, so a hot answer is checked: the
+        table's files are asked once, and each day that has both a hot file and table files is
+        scanned once for all its ids (a batch repeating 20,000 ids asked the table 20,000 times).
         """
-        day, tier = decode_code(code)
-        cold_path = self._layout.cold_dir(kind) / f"day={day.isoformat()}"
-        if tier == TIER_COLD:
-            return cold_path
-        hot_path = self._layout.hot_file(kind, day)
-        files = self._cold[kind.name].files(day, day).get(day)
-        if files:
-            if not hot_path.exists():
-                return cold_path
-            found = self._cold_scan(kind, files, "count(*) AS n", {"id": record_id}, where=f"{kind.id_field} = $id")
-            if found.column("n")[0].as_py():
-                return cold_path
-        return hot_path
+        decoded = [(*decode_code(code), record_id) for code, record_id in asks]
+        hot_days = sorted({day for day, tier, _ in decoded if tier != TIER_COLD})
+        files = self._cold[kind.name].files(hot_days[0], hot_days[-1]) if hot_days else {}
+        in_table: dict[date, set[str] | None] = {}  # None: the hot file is gone, the day is in the table
+        for day in hot_days:
+            if not files.get(day):
+                continue
+            if not self._layout.hot_file(kind, day).exists():
+                in_table[day] = None
+                continue
+            ids = sorted({record_id for d, tier, record_id in decoded if d == day and tier != TIER_COLD})
+            found = self._cold_scan(kind, files[day], kind.id_field, {"ids": ids},
+                                    where=f"{kind.id_field} IN (SELECT unnest($ids::VARCHAR[]))")
+            in_table[day] = set(found.column(0).to_pylist())
+        paths: dict[date, tuple[Path, Path]] = {}  # day -> (its table folder, its hot file)
+        out = []
+        for day, tier, record_id in decoded:
+            both = paths.get(day)
+            if both is None:
+                both = paths[day] = (self._layout.cold_dir(kind) / f"day={day.isoformat()}", self._layout.hot_file(kind, day))
+            if tier == TIER_COLD:
+                out.append(both[0])
+                continue
+            found_ids = in_table.get(day, set())
+            out.append(both[0] if found_ids is None or record_id in found_ids else both[1])
+        return out
 
     # ------------------------------------------------------------------ writes
 
@@ -737,19 +756,25 @@ class FileSystemStore:
         add_result = results.append
         duplicates: set[int] = set()
         pending: dict[tuple[int, int], date] = {}
+        stored: list[tuple[int, int, str]] = []  # (position, index code, id) of ids stored before
         for record_id, day, key in zip(ids, days_of, keys, strict=True):
             code = index_get(key)
             if code is None and key not in pending:
                 pending[key] = day
                 add_result(day)
                 continue
-            existing = (
-                self._location(kind, code, record_id) if code is not None else self._layout.hot_file(kind, pending[key])
-            )
             if on_duplicate == "raise":
+                existing = self._layout.hot_file(kind, pending[key]) if code is None else self._location(kind, code, record_id)
                 raise DuplicateEventError(f"Duplicate {kind.id_field}={record_id!r} already exists in {existing}")
             duplicates.add(len(results))
-            add_result(existing)
+            if code is None:  # repeated within this batch
+                add_result(self._layout.hot_file(kind, pending[key]))
+            else:
+                stored.append((len(results), code, record_id))
+                add_result(day)  # replaced by the id's location below
+        if stored:
+            for (position, _, _), existing in zip(stored, self._locations(kind, [(c, r) for _, c, r in stored]), strict=True):
+                results[position] = existing
         # Each day with new records: its lines and their keys, days in order of first new record.
         data = {day: memoryview(buffer.getvalue()) for day, (buffer, _) in days.items()}
         counts = dict.fromkeys(days, 0)

@@ -644,3 +644,26 @@ def test_write_signals_raise_policy_on_duplicate(store, make_signal):
 def test_batch_with_in_batch_duplicate_and_raise_policy(store, make_emission):
     with pytest.raises(DuplicateEventError):
         store.write_emissions([make_emission("x"), make_emission("x", seconds=1)], on_duplicate="raise")
+
+
+def test_a_batch_repeating_ids_returns_where_each_first_copy_lives_now(tmp_path, make_signal):
+    # The writer's index saw every first copy in the hot tier, and keeps its codes through its
+    # own compaction of their days; then a late record goes into a compacted day's new hot file.
+    writer = FileSystemStore(tmp_path)
+    d4, d5 = datetime(2026, 2, 4, 1, tzinfo=UTC), datetime(2026, 2, 5, 1, tzinfo=UTC)
+    writer.write_signals([make_signal("c4", timestamp=d4), make_signal("c5", timestamp=d5)])
+    writer.compact(before=datetime(2026, 2, 6).date())
+    late = writer.write_signal(make_signal("late5", timestamp=d5 + timedelta(hours=1)))
+    assert late == writer.signals_dir / "2026-02-05.jsonl"
+    cold = writer.store_root / "cold" / "signals"
+    paths = writer.write_signals([
+        make_signal("c5", seconds=1),  # in the table, its day has a hot file again
+        make_signal("late5", timestamp=d4),  # in that hot file
+        make_signal("c4", seconds=2),  # in the table, no hot file
+        make_signal("new", timestamp=d4),
+        make_signal("new", timestamp=d5),  # repeated within the batch
+    ])
+    assert paths == [cold / "day=2026-02-05", late, cold / "day=2026-02-04", writer.signals_dir / "2026-02-04.jsonl",
+                     writer.signals_dir / "2026-02-04.jsonl"]
+    # one id at a time gives the same answers
+    assert [writer.write_signal(make_signal(i)) for i in ("c5", "late5", "c4", "new")] == paths[:4]
