@@ -10,6 +10,8 @@ Each figure is per record, the median of ``--repeat`` runs, each on a fresh fold
 * ``floor: encode + write``: the same envelopes rendered with ``to_dict()`` and ``orjson.dumps``
   (no validation, no id check, no lock), joined, and appended with one ``os.write``: the least
   any writer of these lines does;
+* ``floor: dumps + write``: the same, with the dicts made before the timer: JSON encoding and
+  the append alone;
 * ``floor: write only``: the bytes ``write_signals`` produced, appended to a new file with one
   ``os.write`` (the kernel's share: on this VM, copying fresh pages into the page cache).
 
@@ -101,12 +103,19 @@ def main() -> None:
         dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
         return lambda: _append(folder / "day.jsonl", b"".join([dumps(e.to_dict(), option=sort) + b"\n" for e in batch]))
 
+    dicts = [e.to_dict() for e in batch]
+
+    def dumps_and_write(folder: Path) -> Callable[[], Any]:
+        dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+        return lambda: _append(folder / "day.jsonl", b"".join([dumps(d, option=sort) + b"\n" for d in dicts]))
+
     def write_only(folder: Path) -> Callable[[], Any]:
         return lambda: _append(folder / "day.jsonl", written)
 
     rows = {
         "write_signals (this package)": _timed(store, args.repeat),
         "floor: encode + write (orjson of to_dict, one os.write)": _timed(encode_and_write, args.repeat),
+        "floor: dumps + write (orjson of dicts built before the timer, one os.write)": _timed(dumps_and_write, args.repeat),
         "floor: write only (the same bytes, one os.write)": _timed(write_only, args.repeat),
     }
     mine = rows["write_signals (this package)"][0]
