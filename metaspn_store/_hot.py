@@ -318,7 +318,7 @@ class HotTier:
         cold_files: Callable[[], list[str]],
         cold_version: Callable[[], object],
         *,
-        cold_private: bool = False,
+        ask_table: bool = False,
     ) -> IdIndex:
         """The id index, brought up to date with every complete line on disk.
 
@@ -329,16 +329,19 @@ class HotTier:
         may never have been seen here. The index is saved again when it has grown by a quarter
         (at least SAVE_MIN_IDS ids) or an open read RESAVE_BYTES.
 
-        ``cold_private``: only this workspace's compactions change the cold tier (its default
-        location), and they announce it in the lock file (:meth:`cold_changing`), so the table's
-        version is asked only when that cold generation moved, and once a second as a safety
-        net; a shared or remote table is asked at every call.
+        The table's version is asked when this workspace's compactions announced a change in
+        the lock file (:meth:`cold_changing`), and otherwise at most once a second: that catches
+        other hosts' commits to a shared table within a second (on S3 each ask is a request, and
+        it was made at every write), which the identity rule across hosts allows (README "More
+        than one machine": until then both hosts accept the id, and reads keep one copy).
+        ``ask_table`` asks it now: compaction flags the ids a day shares with other days from
+        the index, so it must know every commit, other hosts' too.
         """
         now = time.time_ns()
         generation, cold_generation = self.write_lock.generations()
         fresh = self._index is None
         cold_moved = cold_generation != self._cold_generation
-        if fresh or cold_moved or not cold_private or now - self._last_cold_check > _SWEEP_NS:
+        if fresh or cold_moved or ask_table or now - self._last_cold_check > _SWEEP_NS:
             self._last_cold_check = now
             version = cold_version()
             if fresh or version != self._cold_version:

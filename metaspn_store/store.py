@@ -316,8 +316,10 @@ class FileSystemStore:
         finally:
             con.unregister("__cold_scan")
 
-    def _id_index(self, kind: Kind) -> IdIndex:
-        """The kind's id index, up to date with the files (call under its hot tier's write_lock)."""
+    def _id_index(self, kind: Kind, *, ask_table: bool = False) -> IdIndex:
+        """The kind's id index, up to date with the files (call under its hot tier's write_lock;
+        another host's commit to a shared table is seen within a second, at once with
+        ``ask_table``)."""
         sources = self._index_sources.get(kind.name)
         if sources is None:
             sources = self._index_sources[kind.name] = (
@@ -325,7 +327,7 @@ class FileSystemStore:
                 partial(self._cold_paths, kind),
                 partial(self._cold_version, kind),
             )
-        return self._hot[kind.name].index(*sources, cold_private=self._cold_private())
+        return self._hot[kind.name].index(*sources, ask_table=ask_table)
 
     def _cold_private(self) -> bool:
         """Is the cold tier this workspace's own folder (changed only by its own compactions)?"""
@@ -538,7 +540,7 @@ class FileSystemStore:
                         cold=cold,
                         hot=hot,
                         day=day,
-                        index=partial(self._id_index, kind),
+                        index=partial(self._id_index, kind, ask_table=True),
                         connection=self._connection(),
                         quarantine_dir=self._layout.store_root / "quarantine",
                         dry_run=dry_run,

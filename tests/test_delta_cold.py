@@ -317,6 +317,42 @@ def test_two_hosts_compact_at_once_into_a_local_table(tmp_path: Path) -> None:
     _two_hosts(tmp_path, str(tmp_path / "shared-cold"), together=True)
 
 
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_writer_asks_a_shared_table_at_most_once_a_second(tmp_path: Path, where: str,
+                                                            request: pytest.FixtureRequest) -> None:
+    if where == "s3":
+        _S3_OPTIONS[0] = request.getfixturevalue("s3").options
+        cold = request.getfixturevalue("s3").uri("rate")
+    else:
+        _S3_OPTIONS[0] = None
+        cold = str(tmp_path / "shared-cold")
+    a, b = _open(tmp_path / "host-a", cold), _open(tmp_path / "host-b", cold)
+    a.write_signal(_signal("x", 2, 0, source="a"))
+    a.compact(before=date(2026, 2, 3))
+    asked: list[object] = []
+    table = b._cold["signals"]
+    real_version = table.version
+
+    def counted() -> object:
+        asked.append(None)
+        return real_version()
+
+    table.version = counted  # type: ignore[method-assign]
+    began = time.monotonic()
+    for i in range(150):  # each single write once asked the table (a LIST request on S3)
+        b.write_signal(_signal(f"b{i}", 3, i % 60, source="b"))
+    elapsed = time.monotonic() - began
+    assert 1 <= len(asked) <= 2 + int(elapsed), (len(asked), elapsed)
+    # another host's commit is seen within a second: its id is then a duplicate here
+    a.write_signal(_signal("y", 2, 1, source="a"))
+    a.compact(before=date(2026, 2, 3))
+    time.sleep(1.1)
+    cold_day = b.store_root / "cold" / "signals" / "day=2026-02-02"
+    assert b.write_signal(_signal("y", 2, 2, source="b")) == cold_day
+    assert b.write_signal(_signal("x", 2, 2, source="b")) == cold_day
+
+
 # ---------------------------------------------------------------------------- previous layout
 
 
