@@ -314,7 +314,7 @@ class HotTier:
 
     def index(
         self,
-        cold_ids: Callable[[], pa.Table | None],
+        cold_ids: Callable[[list[str] | None], pa.Table | None],
         cold_files: Callable[[], list[str]],
         cold_version: Callable[[], object],
         *,
@@ -348,6 +348,10 @@ class HotTier:
                 cold = self._relative(cold_files())
                 if fresh and self._load_saved_index(cold):
                     self.index_source = "saved"
+                elif not fresh and not cold_moved and cold != self._index_cold:
+                    # No compaction of this workspace: another host committed to a shared table.
+                    known = set(self._index_cold)
+                    self._add_cold_files([p for p in cold if p not in known], cold_ids)
                 elif fresh or cold != self._index_cold:
                     self._build_index(cold_ids)
                     self.index_source = "built"
@@ -364,6 +368,26 @@ class HotTier:
         if (fresh and read >= RESAVE_BYTES) or self._grown():
             self._save_index()
         return self._index
+
+    def _add_cold_files(self, added: list[str], cold_ids: Callable[[list[str] | None], pa.Table | None]) -> None:
+        """Index the ids of table files another host added (instead of building the index
+        again: all the table's ids, from object storage). A commit replaces a day's files with
+        files holding the same rows and more, so the files it removed need nothing. An id whose
+        first record is indexed on the same day is that record (moved, or this host's own copy:
+        one per day is kept) and keeps the smaller code; on another day it is repeated."""
+        assert self._index is not None
+        table = cold_ids(added) if added else None
+        if table is None or not table.num_rows:
+            return
+        index = self._index
+        for hi, lo, code in zip(table.column("hi").to_pylist(), table.column("lo").to_pylist(),
+                                table.column("code").to_pylist(), strict=True):
+            key = (hi, lo)
+            existing = index.get(key)
+            if existing is not None and existing // 2 != code // 2:  # codes: day ordinal * 2 + tier
+                index.add(key, code)
+            else:
+                index.relocate(key, code)
 
     def cold_changing(self) -> None:
         """A compaction in this process is about to change the cold tier (call under write_lock,
@@ -403,8 +427,12 @@ class HotTier:
         return n >= SAVE_MIN_IDS and n - self._saved_len >= max(SAVE_MIN_IDS, self._saved_len // 4)
 
     def _relative(self, paths: list[str]) -> list[str]:
-        # URIs (object storage) are kept as they are: relpath would make them depend on the cwd.
-        return [p if "://" in p else os.path.relpath(p, self.layout.store_root) for p in paths]
+        return [self.relative_path(p) for p in paths]
+
+    def relative_path(self, path: str) -> str:
+        """A cold file's path as the id index keeps it (relative to the store; URIs, of object
+        storage, as they are: relpath would make them depend on the cwd)."""
+        return path if "://" in path else os.path.relpath(path, self.layout.store_root)
 
     def _load_saved_index(self, cold: list[str]) -> bool:
         """Adopt the saved index if it covers exactly these cold files and a prefix of each hot file."""
@@ -466,7 +494,7 @@ class HotTier:
         except OSError as exc:  # a read-only or full disk must not stop writes: it is only a cache
             warnings.warn(f"could not save the id index ({exc}); the next open rebuilds it", stacklevel=3)
 
-    def _build_index(self, cold_ids: Callable[[], pa.Table | None]) -> None:
+    def _build_index(self, cold_ids: Callable[[list[str] | None], pa.Table | None]) -> None:
         """Build the index from the cold ids and the valid records of every hot file.
 
         Hot files are read through :meth:`table` (the same parse every read uses, cached and
@@ -476,7 +504,7 @@ class HotTier:
         self._known_files = files
         stats: dict[date, _Seen] = {}
         parts: list[pa.Table] = []
-        cold = cold_ids()
+        cold = cold_ids(None)
         if cold is not None and cold.num_rows:
             parts.append(cold)
         ids: list[pa.ChunkedArray] = []

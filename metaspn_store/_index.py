@@ -122,6 +122,21 @@ class IdIndex:
         if len(self._recent) >= _MERGE_AT:
             self._merge()
 
+    def relocate(self, key: tuple[int, int], code: int) -> None:
+        """Record that the first record of an id indexed in a partition of the same day now
+        (also) lives in the partition ``code`` (its hot line moved into the table): the smaller
+        code is kept, and the id is not counted as repeated (it is one record)."""
+        existing = self.get(key)
+        if existing is None:
+            self.add_new(key, code)
+        elif code < existing:
+            if key in self._recent:
+                self._recent[key] = code
+            else:
+                position = self.position(key)
+                assert position is not None
+                self._code[position] = code
+
     def compact(self) -> None:
         """Fold ids added since the last build into the sorted arrays."""
         if self._recent:

@@ -349,10 +349,16 @@ class FileSystemStore:
             return []
         return [path for _, path in self._cold[kind.name].all_files()]
 
-    def _cold_ids(self, kind: Kind) -> pa.Table | None:
+    def _cold_ids(self, kind: Kind, only: list[str] | None = None) -> pa.Table | None:
+        """(hi, lo, code) of every id in the table's files, or in the files ``only`` names
+        (paths as the id index keeps them)."""
         if self._cold_absent(kind):
             return None
         files = self._cold[kind.name].all_files()
+        if only is not None:
+            wanted = set(only)
+            hot = self._hot[kind.name]
+            files = [(day, path) for day, path in files if hot.relative_path(path) in wanted]
         if not files:
             return None
         by_day: dict[date, list[str]] = {}

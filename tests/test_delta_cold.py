@@ -26,6 +26,7 @@ from metaspn_schemas import SignalEnvelope
 
 from metaspn_store import BadLineWarning, FileSystemStore
 from metaspn_store._faults import COMPACTION_STEPS, CONVERSION_STEPS, ENV_VAR
+from metaspn_store._layout import SIGNALS
 from metaspn_store.sample import generate_workspace
 
 UTC = timezone.utc
@@ -351,6 +352,49 @@ def test_a_writer_asks_a_shared_table_at_most_once_a_second(tmp_path: Path, wher
     cold_day = b.store_root / "cold" / "signals" / "day=2026-02-02"
     assert b.write_signal(_signal("y", 2, 2, source="b")) == cold_day
     assert b.write_signal(_signal("x", 2, 2, source="b")) == cold_day
+
+
+
+def test_another_hosts_commit_adds_its_ids_to_the_index_without_building_it_again(tmp_path: Path) -> None:
+    from metaspn_store._hot import HotTier
+    from metaspn_store._index import IdIndex, digest
+
+    cold = str(tmp_path / "shared-cold")
+    a, b = _open(tmp_path / "host-a", cold), _open(tmp_path / "host-b", cold)
+    a.write_signals([_signal(f"a{i}", 2, i) for i in range(20)] + [_signal("same-day", 2, 31)])
+    a.compact(before=date(2026, 2, 3))
+    b.write_signals([_signal(f"b{i}", 5, i) for i in range(5)])
+    b.write_signal(_signal("b-late", 2, 50))  # b's own hot copy on a day a's commit replaces
+    builds: list[None] = []
+    real_build = HotTier._build_index
+
+    def counted(self: HotTier, *args: Any) -> None:
+        builds.append(None)
+        real_build(self, *args)
+
+    HotTier._build_index = counted  # type: ignore[method-assign]
+    try:
+        # a commits day 2 again (late records) and a new day 3
+        a.write_signals([_signal(f"late{i}", 2, 40 + i) for i in range(3)] + [_signal("day3", 3, 1), _signal("b-late", 3, 2)])
+        a.compact(before=date(2026, 2, 4))
+        time.sleep(1.1)
+        for record_id, day in (("late1", "2026-02-02"), ("day3", "2026-02-03"), ("a3", "2026-02-02")):
+            assert b.write_signal(_signal(record_id, 6, 1)) == b.store_root / "cold" / "signals" / f"day={day}"
+        assert not builds, "the index was built again"
+    finally:
+        HotTier._build_index = real_build  # type: ignore[method-assign]
+    # The index now answers as one built from scratch on the same files.
+    with b._hot["signals"].write_lock.hold():
+        kept = b._id_index(SIGNALS)
+    rebuilt = _open(tmp_path / "host-b", cold)
+    with rebuilt._hot["signals"].write_lock.hold():
+        fresh = rebuilt._id_index(SIGNALS)
+    assert isinstance(kept, IdIndex) and len(kept) == len(fresh)
+    ids = [f"a{i}" for i in range(20)] + [f"b{i}" for i in range(5)] + [f"late{i}" for i in range(3)]
+    ids += ["same-day", "day3", "b-late"]
+    assert {i: kept.get(digest(i)) for i in ids} == {i: fresh.get(digest(i)) for i in ids}
+    # an id on two days (b's hot day 2, a's day 3) is repeated: compaction flags it shared
+    assert kept.repeated == fresh.repeated == {digest("b-late")}
 
 
 # ---------------------------------------------------------------------------- previous layout
