@@ -10,17 +10,21 @@ Each figure is per record, the median of ``--repeat`` runs, each on a fresh fold
 * ``floor: encode + write``: the same envelopes rendered with ``to_dict()`` and ``orjson.dumps``
   (no validation, no id check, no lock), joined, and appended with one ``os.write``: the least
   any writer of these lines does;
+* ``this package's encoder alone`` (and ``... and the id hashes``): the part of
+  ``write_signals`` that renders (and hashes) each record, to split its time;
 * ``floor: dumps + write``: the same, with the dicts made before the timer: JSON encoding and
   the append alone;
 * ``floor: write only``: the bytes ``write_signals`` produced, appended to a new file with one
   ``os.write`` (the kernel's share: on this VM, copying fresh pages into the page cache).
 
+Every row runs with the cyclic collector paused (``write_signals`` pauses it for a batch).
 Also prints CPU seconds of this process for each, less disturbed by other load than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import os
 import resource
@@ -65,10 +69,15 @@ def _timed(make: Callable[[Path], Callable[[], Any]], repeat: int) -> tuple[floa
         folder = Path(tempfile.mkdtemp(prefix="write-floor-"))
         try:
             call = make(folder)
-            cpu, wall = _cpu(), time.perf_counter()
-            call()
-            walls.append(time.perf_counter() - wall)
-            cpus.append(_cpu() - cpu)
+            gc.collect()
+            gc.disable()  # as write_signals does for a batch, so every row runs without it
+            try:
+                cpu, wall = _cpu(), time.perf_counter()
+                call()
+                walls.append(time.perf_counter() - wall)
+                cpus.append(_cpu() - cpu)
+            finally:
+                gc.enable()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return statistics.median(walls), statistics.median(cpus)
@@ -109,12 +118,35 @@ def main() -> None:
         dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
         return lambda: _append(folder / "day.jsonl", b"".join([dumps(d, option=sort) + b"\n" for d in dicts]))
 
+    def own_encoder(folder: Path) -> Callable[[], Any]:
+        from metaspn_store._codec import fast_encoder
+        from metaspn_store._layout import SIGNALS
+
+        encode = fast_encoder(SIGNALS)
+        return lambda: _append(folder / "day.jsonl", b"".join([encode(e)[2] for e in batch]))
+
+    def own_encoder_and_ids(folder: Path) -> Callable[[], Any]:
+        from metaspn_store._codec import fast_encoder
+        from metaspn_store._index import digest_many
+        from metaspn_store._layout import SIGNALS
+
+        encode = fast_encoder(SIGNALS)
+
+        def run() -> None:
+            rendered = [encode(e) for e in batch]
+            digest_many([r[0] for r in rendered])
+            _append(folder / "day.jsonl", b"".join([r[2] for r in rendered]))
+
+        return run
+
     def write_only(folder: Path) -> Callable[[], Any]:
         return lambda: _append(folder / "day.jsonl", written)
 
     rows = {
         "write_signals (this package)": _timed(store, args.repeat),
         "floor: encode + write (orjson of to_dict, one os.write)": _timed(encode_and_write, args.repeat),
+        "this package's encoder alone (checks + line per record, one os.write)": _timed(own_encoder, args.repeat),
+        "... and the id hashes": _timed(own_encoder_and_ids, args.repeat),
         "floor: dumps + write (orjson of dicts built before the timer, one os.write)": _timed(dumps_and_write, args.repeat),
         "floor: write only (the same bytes, one os.write)": _timed(write_only, args.repeat),
     }
