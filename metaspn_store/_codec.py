@@ -127,11 +127,15 @@ def int64_range(n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", range(n)))])
 
 
+def _bitmap(flags: Sequence[bool]) -> pa.Buffer:
+    """Arrow's bit-packed form of ``flags`` (least significant bit first)."""
+    bits = int("".join("1" if flag else "0" for flag in reversed(flags)) or "0", 2)
+    return pa.py_buffer(bits.to_bytes((len(flags) + 7) // 8, "little"))
+
+
 def bool_array(values: Sequence[bool]) -> pa.BooleanArray:
     """``pa.array(values, pa.bool_())`` without None (without importing pandas)."""
-    n = len(values)
-    bits = int("".join("1" if v else "0" for v in reversed(values)) or "0", 2)
-    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits.to_bytes((n + 7) // 8, "little"))])
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, _bitmap(values)])
 
 
 def repeated_date(day: date, n: int) -> pa.Array:
@@ -140,15 +144,22 @@ def repeated_date(day: date, n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.date32(), n, [None, pa.py_buffer(array("i", [days]) * n)])
 
 
-def string_array(values: list[str]) -> pa.StringArray:
-    """``pa.array(values, pa.string())`` for a list of str without None (without importing
-    pandas)."""
-    encoded = [v.encode() for v in values]
+def string_array(values: Sequence[str | None]) -> pa.Array:
+    """``pa.array(values, pa.string())`` (without importing pandas)."""
+    encoded = [b"" if v is None else v.encode() for v in values]
     offsets = array("i", [0])
     offsets.extend(itertools.accumulate(map(len, encoded)))
     if offsets[-1] >= 2**31:
-        raise OverflowError("string_array: more than 2 GiB of text")
-    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+        raise OverflowError("more than 2 GiB of text in one string column")
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [_validity(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _validity(values: Sequence[Any]) -> pa.Buffer | None:
+    """The validity bitmap of ``values`` (None when no value is None)."""
+    if None not in values:
+        return None
+    return _bitmap([v is not None for v in values])
 
 
 def envelope_class(kind: Kind) -> type:
@@ -899,31 +910,12 @@ def rows_to_table(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
     for field in schema:
         values = [row[field.name] for row in rows]
         if field.type == pa.string():
-            arrays.append(_string_column(values))
+            arrays.append(string_array(values))
         elif field.type in (pa.int64(), TS_TYPE):
             arrays.append(_int64_column(values, field.type))
         else:
             arrays.append(_refs_column(values, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _validity(values: list[Any]) -> pa.Buffer | None:
-    """The validity bitmap of ``values`` (None when no value is None)."""
-    if None not in values:
-        return None
-    n = len(values)
-    bits = int("".join("0" if v is None else "1" for v in reversed(values)), 2)
-    return pa.py_buffer(bits.to_bytes((n + 7) // 8, "little"))
-
-
-def _string_column(values: list[str | None]) -> pa.Array:
-    encoded = [b"" if v is None else v.encode() for v in values]
-    offsets = array("i", [0])
-    offsets.extend(itertools.accumulate(map(len, encoded)))
-    if offsets[-1] >= 2**31:
-        raise OverflowError("more than 2 GiB of text in one column")
-    return pa.Array.from_buffers(pa.string(), len(values),
-                                 [_validity(values), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 def _int64_column(values: list[int | None], type_: pa.DataType) -> pa.Array:
@@ -933,7 +925,7 @@ def _int64_column(values: list[int | None], type_: pa.DataType) -> pa.Array:
 
 def _refs_column(values: list[list[dict[str, str | None]] | None], type_: pa.DataType) -> pa.Array:
     flat = [ref for refs in values if refs for ref in refs]
-    children = [_string_column([ref[name] for ref in flat]) for name in REF_FIELDS]
+    children = [string_array([ref[name] for ref in flat]) for name in REF_FIELDS]
     structs = pa.StructArray.from_arrays(children, fields=list(REF_STRUCT))
     offsets = array("i", [0])
     offsets.extend(itertools.accumulate(len(refs) if refs else 0 for refs in values))

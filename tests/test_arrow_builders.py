@@ -74,9 +74,9 @@ def test_rows_to_table_equals_pyarrows_construction(case: tuple[Any, list[dict[s
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(TEXT, max_size=20), st.lists(st.booleans(), max_size=70), st.integers(0, 40),
+@given(st.lists(OPT_TEXT, max_size=20), st.lists(st.booleans(), max_size=70), st.integers(0, 40),
        st.dates(date(1900, 1, 1), date(2200, 1, 1)))
-def test_builders_equal_pyarrows_constructors(texts: list[str], flags: list[bool], n: int, day: date) -> None:
+def test_builders_equal_pyarrows_constructors(texts: list[str | None], flags: list[bool], n: int, day: date) -> None:
     for built, expected in (
         (string_array(texts), pa.array(texts, pa.string())),
         (bool_array(flags), pa.array(flags, pa.bool_())),
