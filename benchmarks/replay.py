@@ -16,7 +16,9 @@ envelopes are checked equal to the floor's.
 
 **Peak memory** (``--rss``): each run is a fresh process that opens the store and consumes a full
 replay; its ``ru_maxrss`` is printed (medians over ``--repeat`` processes, and the first process
-on its own: on a workspace never opened by this package it parses the JSONL first).
+on its own: on a workspace never opened by this package it parses the JSONL first). With a local
+cold table, a floor follows: the table read day by day with ``pyarrow.dataset`` and built into
+envelopes by the same builder, with no SQL and no deduplication.
 """
 
 from __future__ import annotations
@@ -140,6 +142,27 @@ def floor_main(args: argparse.Namespace) -> int:
     return 0
 
 
+# The memory floor of a replay from the cold tier: the same table read day by day with
+# pyarrow.dataset (each day sorted, as a replay orders it) and built into envelopes with the
+# store's own builder, in batches; no SQL, no deduplication.
+RSS_FLOOR_CODE = """
+import datetime, json, resource, sys
+import deltalake, pyarrow as pa, pyarrow.dataset as ds
+from metaspn_store._codec import EnvelopeBuilder, schema_for
+from metaspn_store._layout import EMISSIONS, SIGNALS
+kind = SIGNALS if sys.argv[2] == "signals" else EMISSIONS
+table = deltalake.DeltaTable(sys.argv[1])
+dataset, builder, names = table.to_pyarrow_dataset(), EnvelopeBuilder(kind), schema_for(kind).names
+days = sorted({uri.split("day=")[1].split("/")[0] for uri in table.file_uris()})
+n = 0
+for day in days:
+    rows = dataset.to_table(columns=names, filter=ds.field("day") == pa.scalar(datetime.date.fromisoformat(day)))
+    for batch in rows.sort_by([("timestamp", "ascending"), ("seq", "ascending")]).to_batches(max_chunksize=10_000):
+        n += len(builder.build(batch))
+print(json.dumps({"records": n, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def rss_main(args: argparse.Namespace) -> int:
     store = FileSystemStore(args.workspace)
     start, end = window(store)
@@ -157,6 +180,13 @@ def rss_main(args: argparse.Namespace) -> int:
     print(f"| later processes (median of {len(later)}) | {later[0]['records']:,} | "
           f"{statistics.median(r['seconds'] for r in later):.2f} | "
           f"{statistics.median(r['maxrss_mb'] for r in later):.0f} MB (max {max(r['maxrss_mb'] for r in later):.0f}) |")
+    table = store._cold[args.kind].uri  # the floor is measured on a local table
+    if "://" not in table and (Path(table) / "_delta_log").is_dir():
+        done = subprocess.run([sys.executable, "-c", RSS_FLOOR_CODE, table, args.kind], check=True,
+                              capture_output=True, text=True)
+        floor = json.loads(done.stdout.splitlines()[-1])
+        print(f"| floor: the cold table day by day with pyarrow.dataset, same envelope builder | {floor['records']:,} "
+              f"| | {floor['maxrss_mb']:.0f} MB |")
     return 0
 
 
