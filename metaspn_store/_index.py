@@ -106,36 +106,32 @@ class IdIndex:
 
     def add(self, key: tuple[int, int], code: int) -> None:
         """Record an id's partition; an id already present keeps the smaller code (the earliest
-        partition: an earlier day, cold before hot on the same day), as a build from the files does."""
-        existing = self.get(key)
-        if existing is not None:
+        partition: an earlier day, cold before hot on the same day), as a build from the files
+        does, and is counted as repeated."""
+        if self._keep_smaller(key, code):
             self.repeated.add(key)
-            if code < existing:  # an earlier partition (lines are not read in day order)
-                if key in self._recent:
-                    self._recent[key] = code
-                else:
-                    position = self.position(key)
-                    assert position is not None
-                    self._code[position] = code
-            return
-        self._recent[key] = code
-        if len(self._recent) >= _MERGE_AT:
-            self._merge()
 
     def relocate(self, key: tuple[int, int], code: int) -> None:
         """Record that the first record of an id indexed in a partition of the same day now
         (also) lives in the partition ``code`` (its hot line moved into the table): the smaller
         code is kept, and the id is not counted as repeated (it is one record)."""
+        self._keep_smaller(key, code)
+
+    def _keep_smaller(self, key: tuple[int, int], code: int) -> bool:
+        """Record ``code`` for ``key``, or keep the smaller of it and the code already there;
+        returns whether the id was there."""
         existing = self.get(key)
         if existing is None:
             self.add_new(key, code)
-        elif code < existing:
+            return False
+        if code < existing:  # an earlier partition (lines are not read in day order)
             if key in self._recent:
                 self._recent[key] = code
             else:
                 position = self.position(key)
                 assert position is not None
                 self._code[position] = code
+        return True
 
     def compact(self) -> None:
         """Fold ids added since the last build into the sorted arrays."""
